@@ -1,0 +1,12 @@
+//! calsync: publishes the public events of one calendar into another.
+//!
+//! The library holds everything; `main.rs` only parses arguments, calls a command and maps
+//! its error to an exit code. Pure logic (`model`, `policy`, `plan`, `recurrence`,
+//! `hashing`, `ical`) knows nothing of HTTP or SQLite; `providers` turn remote calendars into
+//! the model behind two small traits; `engine` wires source, policy, planner, target and
+//! `store` together; `commands` are thin.
+
+pub mod hashing;
+pub mod ical;
+pub mod model;
+pub mod recurrence;

@@ -1,0 +1,1 @@
+//! Recurrence: the instances of a series in a time range. (Being written.)
