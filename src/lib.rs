@@ -6,7 +6,12 @@
 //! the model behind two small traits; `engine` wires source, policy, planner, target and
 //! `store` together; `commands` are thin.
 
+pub mod cli;
+pub mod config;
+pub mod exit;
 pub mod hashing;
 pub mod ical;
 pub mod model;
+pub mod policy;
 pub mod recurrence;
+pub mod scrub;

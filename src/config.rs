@@ -1,0 +1,1292 @@
+//! The configuration file: TOML in, checked [`Settings`] out.
+//!
+//! Everything is checked before any pair runs: an unknown key (a typo must never silently
+//! disable a rule), a bad pair name, a plain `http://` URL to anything but loopback, a secret
+//! written inline, a secret file that cannot be read. Each problem is one [`ConfigError`]
+//! naming the file, the key and what is wrong (exit 78). Secrets are read here, once, from a
+//! file (looked up in `$CREDENTIALS_DIRECTORY` first, then beside the config) or from the
+//! environment, and never printed.
+
+use crate::policy::{Field, RecurrenceMode, Rules, Visibility};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A configuration problem: which file, which key, what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {key}: {problem}", file.display())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(file: &Path, key: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The file as written (raw). Every table denies unknown keys.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state: Option<PathBuf>,
+    audit_key_file: Option<String>,
+    metrics_file: Option<PathBuf>,
+    #[serde(default)]
+    net: RawNet,
+    #[serde(default)]
+    history: RawHistory,
+    #[serde(default)]
+    pair: Vec<RawPair>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNet {
+    #[serde(default = "defaults::retries")]
+    retries: u32,
+    #[serde(default = "defaults::backoff_ms")]
+    backoff_ms: u64,
+    #[serde(default = "defaults::timeout_seconds")]
+    timeout_seconds: u64,
+    #[serde(default = "defaults::deadline_seconds")]
+    deadline_seconds: u64,
+    #[serde(default = "defaults::concurrency")]
+    concurrency: usize,
+}
+
+impl Default for RawNet {
+    fn default() -> Self {
+        RawNet {
+            retries: defaults::retries(),
+            backoff_ms: defaults::backoff_ms(),
+            timeout_seconds: defaults::timeout_seconds(),
+            deadline_seconds: defaults::deadline_seconds(),
+            concurrency: defaults::concurrency(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistory {
+    #[serde(default = "defaults::keep_runs")]
+    keep_runs: u32,
+    #[serde(default = "defaults::keep_metrics_days")]
+    keep_metrics_days: u32,
+}
+
+impl Default for RawHistory {
+    fn default() -> Self {
+        RawHistory {
+            keep_runs: defaults::keep_runs(),
+            keep_metrics_days: defaults::keep_metrics_days(),
+        }
+    }
+}
+
+mod defaults {
+    pub fn retries() -> u32 {
+        3
+    }
+    pub fn backoff_ms() -> u64 {
+        1000
+    }
+    pub fn timeout_seconds() -> u64 {
+        30
+    }
+    pub fn deadline_seconds() -> u64 {
+        600
+    }
+    pub fn concurrency() -> usize {
+        4
+    }
+    pub fn keep_runs() -> u32 {
+        100
+    }
+    pub fn keep_metrics_days() -> u32 {
+        7
+    }
+    pub fn past_days() -> u32 {
+        30
+    }
+    pub fn future_days() -> u32 {
+        365
+    }
+    pub fn retention_days() -> u32 {
+        180
+    }
+    pub fn max_delete_percent() -> u32 {
+        50
+    }
+    pub fn max_delete_min() -> u32 {
+        10
+    }
+    pub fn stale_after_minutes() -> u32 {
+        60
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPair {
+    name: String,
+    #[serde(default = "defaults::past_days")]
+    past_days: u32,
+    #[serde(default = "defaults::future_days")]
+    future_days: u32,
+    #[serde(default = "defaults::retention_days")]
+    retention_days: u32,
+    #[serde(default)]
+    recurrence: RecurrenceMode,
+    fields: Option<Vec<Field>>,
+    #[serde(default)]
+    exclude_categories: Vec<String>,
+    #[serde(default = "defaults::max_delete_percent")]
+    max_delete_percent: u32,
+    #[serde(default = "defaults::max_delete_min")]
+    max_delete_min: u32,
+    #[serde(default = "defaults::stale_after_minutes")]
+    stale_after_minutes: u32,
+    source: RawEndpoint,
+    target: RawEndpoint,
+}
+
+/// One side of a pair as written: every key any kind takes, checked per kind afterwards, so a
+/// key that belongs to another kind is named as such rather than reported as a typo.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    kind: String,
+    // graph
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    client_secret_file: Option<String>,
+    client_secret_env: Option<String>,
+    user: Option<String>,
+    calendar: Option<String>,
+    calendar_id: Option<String>,
+    token_url: Option<String>,
+    base_url: Option<String>,
+    // google
+    service_account_file: Option<String>,
+    service_account_env: Option<String>,
+    subject: Option<String>,
+    default_visibility: Option<String>,
+    // caldav, ics
+    url: Option<String>,
+    username: Option<String>,
+    password_file: Option<String>,
+    password_env: Option<String>,
+    concurrency: Option<usize>,
+    // ics
+    path: Option<PathBuf>,
+    name: Option<String>,
+}
+
+/// Keys that would hold a secret inline; each has a `_file` / `_env` form instead.
+const INLINE_SECRETS: &[&str] = &[
+    "client_secret",
+    "password",
+    "service_account",
+    "private_key",
+    "token",
+    "secret",
+    "api_key",
+    "audit_key",
+];
+
+// ------------------------------------------------------------------------------------------
+// The checked settings.
+
+/// A secret value. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Network behaviour shared by every remote provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetSettings {
+    /// Retries after the first attempt, for retryable failures.
+    pub retries: u32,
+    /// First backoff; it doubles per retry (full jitter).
+    pub backoff_ms: u64,
+    /// Connect and read timeout per request.
+    pub timeout_seconds: u64,
+    /// One deadline for the whole run: no retry starts after it.
+    pub deadline_seconds: u64,
+    /// Writes in flight at once, per target (default 4).
+    pub concurrency: usize,
+}
+
+/// How much history the state file keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistorySettings {
+    pub keep_runs: u32,
+    pub keep_metrics_days: u32,
+}
+
+/// The deletion guard's thresholds (DESIGN.md, "Never mass-delete").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardLimits {
+    pub max_delete_percent: u32,
+    pub max_delete_min: u32,
+}
+
+/// The publishing window in days around now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowDays {
+    pub past_days: u32,
+    pub future_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphSettings {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub user: String,
+    pub calendar: CalendarRef,
+    pub base_url: String,
+    pub token_url: String,
+}
+
+/// Which calendar of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalendarRef {
+    /// The account's default calendar.
+    Default,
+    /// A calendar by its display name, resolved to an id at run time.
+    Named(String),
+    /// A calendar by id.
+    Id(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoogleSettings {
+    /// The service account key file's JSON.
+    pub service_account: Secret,
+    pub subject: Option<String>,
+    pub calendar_id: String,
+    pub base_url: String,
+    /// When set, overrides the key file's `token_uri`.
+    pub token_url: Option<String>,
+    /// How `visibility: "default"` is read (source only).
+    pub default_visibility: Visibility,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaldavSettings {
+    pub url: String,
+    /// A calendar's display name to look for under `url` (a server or principal URL).
+    pub calendar: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IcsLocation {
+    Url(String),
+    Path(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IcsSettings {
+    pub location: IcsLocation,
+    /// The calendar name written into a target file (`X-WR-CALNAME`).
+    pub name: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// One side of a pair, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Graph(GraphSettings),
+    Google(GoogleSettings),
+    Caldav(CaldavSettings),
+    Ics(IcsSettings),
+}
+
+impl Endpoint {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Endpoint::Graph(_) => "graph",
+            Endpoint::Google(_) => "google",
+            Endpoint::Caldav(_) => "caldav",
+            Endpoint::Ics(_) => "ics",
+        }
+    }
+}
+
+/// One source → target pair, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    pub name: String,
+    pub window: WindowDays,
+    pub retention_days: u32,
+    pub rules: Rules,
+    pub guard: GuardLimits,
+    pub stale_after_minutes: u32,
+    pub source: Endpoint,
+    pub target: Endpoint,
+}
+
+/// The whole configuration, checked, with the state path resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The configuration file this came from.
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes (the audit log records when it changes).
+    pub config_hash: String,
+    pub state: PathBuf,
+    pub audit_key_file: Option<PathBuf>,
+    pub metrics_file: Option<PathBuf>,
+    pub net: NetSettings,
+    pub history: HistorySettings,
+    pub pairs: Vec<Pair>,
+}
+
+impl Settings {
+    /// The pairs selected by `--pair` (all when none is given).
+    ///
+    /// # Errors
+    /// A name that is not in the configuration (a usage error).
+    pub fn select_pairs(&self, names: &[String]) -> Result<Vec<&Pair>, String> {
+        if names.is_empty() {
+            return Ok(self.pairs.iter().collect());
+        }
+        let mut out = Vec::new();
+        for name in names {
+            match self.pairs.iter().find(|p| &p.name == name) {
+                Some(p) if !out.iter().any(|q: &&Pair| q.name == p.name) => out.push(p),
+                Some(_) => {}
+                None => {
+                    let known: Vec<&str> = self.pairs.iter().map(|p| p.name.as_str()).collect();
+                    return Err(format!(
+                        "no pair named '{name}' in {} (pairs: {})",
+                        self.path.display(),
+                        known.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Where secrets and the state live; passed in so tests need not touch the process environment.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
+    pub credentials_directory: Option<PathBuf>,
+    /// `$STATE_DIRECTORY` (systemd `StateDirectory=`).
+    pub state_directory: Option<PathBuf>,
+    /// Looks up an environment variable (for `*_env` secrets).
+    pub vars: Vec<(String, String)>,
+}
+
+impl Environment {
+    /// The real process environment.
+    pub fn from_process() -> Self {
+        Environment {
+            credentials_directory: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+            state_directory: std::env::var_os("STATE_DIRECTORY")
+                .map(|v| {
+                    // systemd may list several directories separated by ':'; the first is ours.
+                    let s = v.to_string_lossy().into_owned();
+                    PathBuf::from(s.split(':').next().unwrap_or_default())
+                })
+                .filter(|p| !p.as_os_str().is_empty()),
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads and checks the configuration file. `state_override` is `--state` / `CALSYNC_STATE`.
+///
+/// # Errors
+/// The first problem found, naming the file and key.
+pub fn load(
+    path: &Path,
+    state_override: Option<&Path>,
+    env: &Environment,
+) -> Result<Settings, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        ConfigError::new(
+            path,
+            "(file)",
+            format!("cannot read the configuration: {e}"),
+        )
+    })?;
+    let text = String::from_utf8(bytes.clone())
+        .map_err(|_| ConfigError::new(path, "(file)", "not valid UTF-8"))?;
+    let settings = parse(path, &text, state_override, env)?;
+    Ok(Settings {
+        config_hash: crate::hashing::sha256_hex(&bytes),
+        ..settings
+    })
+}
+
+/// Parses and checks configuration text (what [`load`] does after reading the file).
+///
+/// # Errors
+/// The first problem found, naming the file and key.
+pub fn parse(
+    path: &Path,
+    text: &str,
+    state_override: Option<&Path>,
+    env: &Environment,
+) -> Result<Settings, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let ctx = Ctx { path, base, env };
+
+    let net = RawNet { ..raw.net };
+    if net.concurrency == 0 || net.concurrency > 64 {
+        return Err(ctx.err("net.concurrency", "must be between 1 and 64"));
+    }
+    if net.timeout_seconds == 0 {
+        return Err(ctx.err("net.timeout_seconds", "must be at least 1"));
+    }
+    if net.deadline_seconds == 0 {
+        return Err(ctx.err("net.deadline_seconds", "must be at least 1"));
+    }
+    if raw.history.keep_runs == 0 {
+        return Err(ctx.err("history.keep_runs", "must be at least 1"));
+    }
+
+    if raw.pair.is_empty() {
+        return Err(ctx.err("pair", "no [[pair]] is configured"));
+    }
+    let mut names = BTreeSet::new();
+    let mut pairs = Vec::new();
+    for (i, rp) in raw.pair.into_iter().enumerate() {
+        let at = format!("pair[{i}]");
+        let pair = ctx.pair(&at, rp, net.concurrency)?;
+        if !names.insert(pair.name.clone()) {
+            return Err(ctx.err(
+                format!("{at}.name"),
+                format!("the pair name '{}' is used twice", pair.name),
+            ));
+        }
+        pairs.push(pair);
+    }
+
+    let state = match (state_override, raw.state) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(p)) => ctx.beside(&p),
+        (None, None) => match &env.state_directory {
+            Some(dir) => dir.join("calsync.db"),
+            None => PathBuf::from("calsync.db"),
+        },
+    };
+    let audit_key_file = raw
+        .audit_key_file
+        .as_deref()
+        .map(|name| ctx.locate_file(name));
+
+    Ok(Settings {
+        path: path.to_path_buf(),
+        config_hash: crate::hashing::sha256_hex(text.as_bytes()),
+        state,
+        audit_key_file,
+        metrics_file: raw.metrics_file.map(|p| ctx.beside(&p)),
+        net: NetSettings {
+            retries: net.retries,
+            backoff_ms: net.backoff_ms,
+            timeout_seconds: net.timeout_seconds,
+            deadline_seconds: net.deadline_seconds,
+            concurrency: net.concurrency,
+        },
+        history: HistorySettings {
+            keep_runs: raw.history.keep_runs,
+            keep_metrics_days: raw.history.keep_metrics_days,
+        },
+        pairs,
+    })
+}
+
+/// Turns a TOML or serde error into one line naming the key and the line it is on.
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim().to_string();
+    let line_info = e.span().map(|span| {
+        let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+        let table = text[..span.start.min(text.len())]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['))
+            .unwrap_or("top level")
+            .to_string();
+        (line, table)
+    });
+    // serde says "unknown field `x`"; our users write keys, not fields.
+    let message = message.replace("unknown field", "unknown key");
+    let key = extract_key(&message).unwrap_or_else(|| "(syntax)".to_string());
+    let problem = match line_info {
+        Some((line, table)) => format!("{message} (line {line}, in {table})"),
+        None => message,
+    };
+    let problem = if INLINE_SECRETS.contains(&key.as_str()) {
+        format!(
+            "secrets never stand in the configuration: use {key}_file (a file, looked up in \
+             $CREDENTIALS_DIRECTORY first) or {key}_env (an environment variable) — {problem}"
+        )
+    } else {
+        problem
+    };
+    ConfigError::new(path, key, problem)
+}
+
+/// The key named in a serde message such as "unknown key `foo`, expected …".
+fn extract_key(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_string())
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    base: &'a Path,
+    env: &'a Environment,
+}
+
+impl Ctx<'_> {
+    fn err(&self, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError::new(self.path, key, problem)
+    }
+
+    /// A path written in the config, relative to the config's folder.
+    fn beside(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// A file named in the config: a relative name is looked up in `$CREDENTIALS_DIRECTORY`
+    /// first, then beside the config.
+    fn locate_file(&self, name: &str) -> PathBuf {
+        let p = Path::new(name);
+        if p.is_absolute() {
+            return p.to_path_buf();
+        }
+        if let Some(dir) = &self.env.credentials_directory {
+            let candidate = dir.join(p);
+            if candidate.exists() {
+                return candidate;
+            }
+        }
+        self.base.join(p)
+    }
+
+    /// Reads a secret given as `<stem>_file` or `<stem>_env` (exactly one must be set when
+    /// `required`).
+    fn secret(
+        &self,
+        at: &str,
+        stem: &str,
+        file: Option<&str>,
+        env: Option<&str>,
+        required: bool,
+    ) -> Result<Option<Secret>, ConfigError> {
+        match (file, env) {
+            (Some(_), Some(_)) => Err(self.err(
+                format!("{at}.{stem}_file"),
+                format!("set either {stem}_file or {stem}_env, not both"),
+            )),
+            (Some(name), None) => {
+                let path = self.locate_file(name);
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    self.err(
+                        format!("{at}.{stem}_file"),
+                        format!("cannot read the secret file {}: {e}", path.display()),
+                    )
+                })?;
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    self.err(
+                        format!("{at}.{stem}_file"),
+                        format!("the secret file {} is not UTF-8 text", path.display()),
+                    )
+                })?;
+                Ok(Some(Secret(strip_one_newline(text))))
+            }
+            (None, Some(var)) => match self.env.var(var) {
+                Some(v) if !v.is_empty() => Ok(Some(Secret(v.to_string()))),
+                _ => Err(self.err(
+                    format!("{at}.{stem}_env"),
+                    format!("the environment variable {var} is not set"),
+                )),
+            },
+            (None, None) if required => Err(self.err(
+                format!("{at}.{stem}_file"),
+                format!("a {stem} is required: set {stem}_file or {stem}_env"),
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn url(&self, key: &str, url: &str) -> Result<String, ConfigError> {
+        check_url(url).map_err(|problem| self.err(key, problem))?;
+        Ok(url.trim_end_matches('/').to_string())
+    }
+
+    fn pair(&self, at: &str, rp: RawPair, concurrency: usize) -> Result<Pair, ConfigError> {
+        if rp.name.is_empty()
+            || !rp
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            return Err(self.err(
+                format!("{at}.name"),
+                format!(
+                    "'{}' is not a valid pair name: use lowercase letters, digits, '_' and '-'",
+                    rp.name
+                ),
+            ));
+        }
+        let at = format!("pair '{}'", rp.name);
+        if rp.max_delete_percent > 100 {
+            return Err(self.err(
+                format!("{at}.max_delete_percent"),
+                "must be between 0 and 100",
+            ));
+        }
+        if rp.stale_after_minutes == 0 {
+            return Err(self.err(format!("{at}.stale_after_minutes"), "must be at least 1"));
+        }
+        let fields = match rp.fields {
+            None => Field::ALL.iter().copied().collect(),
+            Some(list) => list.into_iter().collect(),
+        };
+        let source = self.endpoint(
+            &format!("{at}.source"),
+            rp.source,
+            Side::Source,
+            concurrency,
+        )?;
+        let target = self.endpoint(
+            &format!("{at}.target"),
+            rp.target,
+            Side::Target,
+            concurrency,
+        )?;
+        let default_visibility = match &source {
+            Endpoint::Google(g) => g.default_visibility,
+            _ => Visibility::Private,
+        };
+        Ok(Pair {
+            name: rp.name,
+            window: WindowDays {
+                past_days: rp.past_days,
+                future_days: rp.future_days,
+            },
+            retention_days: rp.retention_days,
+            rules: Rules {
+                fields,
+                exclude_categories: rp.exclude_categories,
+                recurrence: rp.recurrence,
+                default_visibility,
+            },
+            guard: GuardLimits {
+                max_delete_percent: rp.max_delete_percent,
+                max_delete_min: rp.max_delete_min,
+            },
+            stale_after_minutes: rp.stale_after_minutes,
+            source,
+            target,
+        })
+    }
+
+    fn endpoint(
+        &self,
+        at: &str,
+        raw: RawEndpoint,
+        side: Side,
+        concurrency: usize,
+    ) -> Result<Endpoint, ConfigError> {
+        let allowed: &[&str] = match raw.kind.as_str() {
+            "graph" => &[
+                "tenant_id",
+                "client_id",
+                "client_secret_file",
+                "client_secret_env",
+                "user",
+                "calendar",
+                "calendar_id",
+                "token_url",
+                "base_url",
+            ],
+            "google" => &[
+                "service_account_file",
+                "service_account_env",
+                "subject",
+                "calendar_id",
+                "token_url",
+                "base_url",
+                "default_visibility",
+            ],
+            "caldav" => &[
+                "url",
+                "calendar",
+                "username",
+                "password_file",
+                "password_env",
+                "concurrency",
+            ],
+            "ics" => &[
+                "url",
+                "path",
+                "name",
+                "username",
+                "password_file",
+                "password_env",
+            ],
+            other => {
+                return Err(self.err(
+                    format!("{at}.kind"),
+                    format!("unknown kind '{other}': use graph, google, caldav or ics"),
+                ));
+            }
+        };
+        for key in raw.present_keys() {
+            if !allowed.contains(&key) {
+                return Err(self.err(
+                    format!("{at}.{key}"),
+                    format!("key '{key}' does not apply to kind '{}'", raw.kind),
+                ));
+            }
+        }
+        let need = |v: Option<String>, key: &str| {
+            v.filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| self.err(format!("{at}.{key}"), format!("{key} is required")))
+        };
+        match raw.kind.as_str() {
+            "graph" => {
+                let calendar = match (raw.calendar, raw.calendar_id) {
+                    (Some(_), Some(_)) => {
+                        return Err(self.err(
+                            format!("{at}.calendar_id"),
+                            "set either calendar (a name) or calendar_id, not both",
+                        ));
+                    }
+                    (Some(name), None) => CalendarRef::Named(name),
+                    (None, Some(id)) => CalendarRef::Id(id),
+                    (None, None) => CalendarRef::Default,
+                };
+                let base_url = raw
+                    .base_url
+                    .unwrap_or_else(|| "https://graph.microsoft.com/v1.0".into());
+                let token_url = raw.token_url.unwrap_or_else(|| {
+                    "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token".into()
+                });
+                let tenant_id = need(raw.tenant_id, "tenant_id")?;
+                let token_url = token_url.replace("{tenant}", &tenant_id);
+                Ok(Endpoint::Graph(GraphSettings {
+                    client_id: need(raw.client_id, "client_id")?,
+                    client_secret: self
+                        .secret(
+                            at,
+                            "client_secret",
+                            raw.client_secret_file.as_deref(),
+                            raw.client_secret_env.as_deref(),
+                            true,
+                        )?
+                        .expect("required secret"),
+                    user: need(raw.user, "user")?,
+                    calendar,
+                    base_url: self.url(&format!("{at}.base_url"), &base_url)?,
+                    token_url: self.url(&format!("{at}.token_url"), &token_url)?,
+                    tenant_id,
+                }))
+            }
+            "google" => {
+                let default_visibility = match (raw.default_visibility.as_deref(), side) {
+                    (None, _) => Visibility::Private,
+                    (Some(_), Side::Target) => {
+                        return Err(self.err(
+                            format!("{at}.default_visibility"),
+                            "default_visibility applies to a source only",
+                        ));
+                    }
+                    (Some("private"), Side::Source) => Visibility::Private,
+                    (Some("public"), Side::Source) => Visibility::Public,
+                    (Some(other), Side::Source) => {
+                        return Err(self.err(
+                            format!("{at}.default_visibility"),
+                            format!("'{other}' is not \"private\" or \"public\""),
+                        ));
+                    }
+                };
+                let base_url = raw
+                    .base_url
+                    .unwrap_or_else(|| "https://www.googleapis.com/calendar/v3".into());
+                let token_url = match raw.token_url {
+                    Some(u) => Some(self.url(&format!("{at}.token_url"), &u)?),
+                    None => None,
+                };
+                Ok(Endpoint::Google(GoogleSettings {
+                    service_account: self
+                        .secret(
+                            at,
+                            "service_account",
+                            raw.service_account_file.as_deref(),
+                            raw.service_account_env.as_deref(),
+                            true,
+                        )?
+                        .expect("required secret"),
+                    subject: raw.subject,
+                    calendar_id: need(raw.calendar_id, "calendar_id")?,
+                    base_url: self.url(&format!("{at}.base_url"), &base_url)?,
+                    token_url,
+                    default_visibility,
+                }))
+            }
+            "caldav" => {
+                let url = need(raw.url, "url")?;
+                let password = self.secret(
+                    at,
+                    "password",
+                    raw.password_file.as_deref(),
+                    raw.password_env.as_deref(),
+                    false,
+                )?;
+                if password.is_some() && raw.username.is_none() {
+                    return Err(self.err(
+                        format!("{at}.username"),
+                        "a password is set but no username",
+                    ));
+                }
+                let concurrency = raw.concurrency.unwrap_or(concurrency);
+                if concurrency == 0 || concurrency > 64 {
+                    return Err(self.err(format!("{at}.concurrency"), "must be between 1 and 64"));
+                }
+                Ok(Endpoint::Caldav(CaldavSettings {
+                    url: format!("{}/", self.url(&format!("{at}.url"), &url)?),
+                    calendar: raw.calendar,
+                    username: raw.username,
+                    password,
+                    concurrency,
+                }))
+            }
+            "ics" => {
+                let location = match (raw.url, raw.path, side) {
+                    (Some(_), Some(_), _) => {
+                        return Err(
+                            self.err(format!("{at}.path"), "set either url or path, not both")
+                        );
+                    }
+                    (Some(_), None, Side::Target) => {
+                        return Err(
+                            self.err(format!("{at}.url"), "an ics target is a file: set path")
+                        );
+                    }
+                    (Some(url), None, Side::Source) => {
+                        IcsLocation::Url(self.url(&format!("{at}.url"), &url)?)
+                    }
+                    (None, Some(p), _) => IcsLocation::Path(self.beside(&p)),
+                    (None, None, _) => {
+                        return Err(self.err(
+                            format!("{at}.path"),
+                            match side {
+                                Side::Source => "set url or path",
+                                Side::Target => "path is required",
+                            },
+                        ));
+                    }
+                };
+                let password = self.secret(
+                    at,
+                    "password",
+                    raw.password_file.as_deref(),
+                    raw.password_env.as_deref(),
+                    false,
+                )?;
+                if (password.is_some() || raw.username.is_some())
+                    && !matches!(location, IcsLocation::Url(_))
+                {
+                    return Err(self.err(
+                        format!("{at}.username"),
+                        "username and password apply to a feed url only",
+                    ));
+                }
+                Ok(Endpoint::Ics(IcsSettings {
+                    location,
+                    name: raw.name,
+                    username: raw.username,
+                    password,
+                }))
+            }
+            _ => unreachable!("kinds were checked above"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Source,
+    Target,
+}
+
+impl RawEndpoint {
+    /// The names of the keys that were written (besides `kind`).
+    fn present_keys(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        macro_rules! check {
+            ($($field:ident),*) => { $( if self.$field.is_some() { keys.push(stringify!($field)); } )* };
+        }
+        check!(
+            tenant_id,
+            client_id,
+            client_secret_file,
+            client_secret_env,
+            user,
+            calendar,
+            calendar_id,
+            token_url,
+            base_url,
+            service_account_file,
+            service_account_env,
+            subject,
+            default_visibility,
+            url,
+            username,
+            password_file,
+            password_env,
+            concurrency,
+            path,
+            name
+        );
+        keys
+    }
+}
+
+/// A secret read from a file loses one trailing newline (`\n` or `\r\n`), nothing else.
+fn strip_one_newline(mut s: String) -> String {
+    if s.ends_with("\r\n") {
+        s.truncate(s.len() - 2);
+    } else if s.ends_with('\n') {
+        s.truncate(s.len() - 1);
+    }
+    s
+}
+
+/// Accepts `https://` anywhere and `http://` only to a loopback host.
+fn check_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let host = parsed.host_str().unwrap_or("");
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || bare
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err(format!(
+                    "plain http:// is refused except to loopback hosts; use https:// for '{}'",
+                    parsed.host_str().unwrap_or("")
+                ))
+            }
+        }
+        other => Err(format!(
+            "the scheme '{other}' is not supported; use https://"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[[pair]]
+name = "parish"
+[pair.source]
+kind = "ics"
+path = "feed.ics"
+[pair.target]
+kind = "ics"
+path = "out.ics"
+"#;
+
+    fn parse_text(text: &str) -> Result<Settings, ConfigError> {
+        parse(
+            Path::new("/etc/calsync/calsync.toml"),
+            text,
+            None,
+            &Environment::default(),
+        )
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let s = parse_text(MINIMAL).unwrap();
+        let p = &s.pairs[0];
+        assert_eq!(
+            p.window,
+            WindowDays {
+                past_days: 30,
+                future_days: 365
+            }
+        );
+        assert_eq!(p.retention_days, 180);
+        assert_eq!(
+            p.guard,
+            GuardLimits {
+                max_delete_percent: 50,
+                max_delete_min: 10
+            }
+        );
+        assert_eq!(p.stale_after_minutes, 60);
+        assert_eq!(p.rules.recurrence, RecurrenceMode::Preserve);
+        assert_eq!(p.rules.fields.len(), 4);
+        assert_eq!(s.state, PathBuf::from("calsync.db"));
+        assert_eq!(
+            p.source,
+            Endpoint::Ics(IcsSettings {
+                location: IcsLocation::Path("/etc/calsync/feed.ics".into()),
+                name: None,
+                username: None,
+                password: None
+            })
+        );
+    }
+
+    #[test]
+    fn state_precedence_is_flag_then_config_then_state_directory() {
+        let env = Environment {
+            state_directory: Some("/var/lib/calsync".into()),
+            ..Default::default()
+        };
+        let path = Path::new("/etc/calsync/calsync.toml");
+        let s = parse(path, MINIMAL, None, &env).unwrap();
+        assert_eq!(s.state, PathBuf::from("/var/lib/calsync/calsync.db"));
+        let with_state = format!("state = \"/srv/x.db\"\n{MINIMAL}");
+        let s = parse(path, &with_state, None, &env).unwrap();
+        assert_eq!(s.state, PathBuf::from("/srv/x.db"));
+        let s = parse(path, &with_state, Some(Path::new("/tmp/y.db")), &env).unwrap();
+        assert_eq!(s.state, PathBuf::from("/tmp/y.db"));
+    }
+
+    /// Each bad snippet is a 78 naming the key.
+    #[test]
+    fn bad_snippets_name_their_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("unknown top-level key", "stat = \"x\"\n", "stat"),
+            (
+                "unknown pair key",
+                "[[pair]]\nname=\"a\"\nexclude_categorie=[]\n",
+                "exclude_categorie",
+            ),
+            (
+                "bad pair name",
+                "[[pair]]\nname=\"Parish One\"\n[pair.source]\nkind=\"ics\"\npath=\"f\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n",
+                "pair[0].name",
+            ),
+            (
+                "inline secret",
+                "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"caldav\"\nurl=\"https://x/\"\npassword=\"hunter2\"\n",
+                "password",
+            ),
+            (
+                "unknown kind",
+                "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"exchange\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n",
+                "pair 'a'.source.kind",
+            ),
+            (
+                "key of another kind",
+                "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"ics\"\npath=\"f\"\ntenant_id=\"t\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n",
+                "pair 'a'.source.tenant_id",
+            ),
+            (
+                "plain http",
+                "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"ics\"\nurl=\"http://example.org/f.ics\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n",
+                "pair 'a'.source.url",
+            ),
+            (
+                "missing secret file",
+                "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"caldav\"\nurl=\"https://x/\"\nusername=\"u\"\npassword_file=\"/nonexistent/pw\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n",
+                "pair 'a'.source.password_file",
+            ),
+            (
+                "unset secret env",
+                "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"caldav\"\nurl=\"https://x/\"\nusername=\"u\"\npassword_env=\"CALSYNC_TEST_UNSET_VAR\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n",
+                "pair 'a'.source.password_env",
+            ),
+            (
+                "ics target url",
+                "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"ics\"\npath=\"f\"\n[pair.target]\nkind=\"ics\"\nurl=\"https://x/f.ics\"\n",
+                "pair 'a'.target.url",
+            ),
+            (
+                "duplicate names",
+                "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"ics\"\npath=\"f\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"ics\"\npath=\"f\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n",
+                "pair[1].name",
+            ),
+            (
+                "bad percent",
+                "[[pair]]\nname=\"a\"\nmax_delete_percent=150\n[pair.source]\nkind=\"ics\"\npath=\"f\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n",
+                "pair 'a'.max_delete_percent",
+            ),
+            (
+                "bad field",
+                "[[pair]]\nname=\"a\"\nfields=[\"title\",\"attendees\"]\n[pair.source]\nkind=\"ics\"\npath=\"f\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n",
+                "attendees",
+            ),
+            (
+                "bad recurrence",
+                "[[pair]]\nname=\"a\"\nrecurrence=\"explode\"\n[pair.source]\nkind=\"ics\"\npath=\"f\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n",
+                "explode",
+            ),
+            (
+                "visibility on target",
+                "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"ics\"\npath=\"f\"\n[pair.target]\nkind=\"google\"\nservice_account_env=\"HOME\"\ncalendar_id=\"c\"\ndefault_visibility=\"public\"\n",
+                "pair 'a'.target.default_visibility",
+            ),
+            ("no pairs", "", "pair"),
+        ];
+        let env = Environment {
+            vars: vec![("HOME".into(), "/root".into())],
+            ..Default::default()
+        };
+        for (what, text, key) in cases {
+            let err =
+                parse(Path::new("/etc/calsync/calsync.toml"), text, None, &env).expect_err(what);
+            assert!(
+                err.key == *key || err.to_string().contains(key),
+                "{what}: expected key {key:?} in {err}"
+            );
+            assert!(
+                err.to_string().starts_with("/etc/calsync/calsync.toml: "),
+                "{what}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn inline_secret_error_points_to_file_and_env_forms() {
+        let err = parse_text(
+            "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"graph\"\nclient_secret=\"s3cret\"\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("client_secret_file"), "{text}");
+        assert!(
+            !text.contains("s3cret"),
+            "the secret itself is never echoed: {text}"
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_credentials_directory_first_and_lose_one_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("creds");
+        std::fs::create_dir(&creds).unwrap();
+        std::fs::write(creds.join("pw"), "from-creds\n\n").unwrap();
+        std::fs::write(dir.path().join("pw"), "beside-config\r\n").unwrap();
+        let text = "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"caldav\"\nurl=\"https://dav.example.org/c/\"\nusername=\"u\"\npassword_file=\"pw\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n";
+        let cfg = dir.path().join("calsync.toml");
+        let mut env = Environment {
+            credentials_directory: Some(creds.clone()),
+            ..Default::default()
+        };
+        let s = parse(&cfg, text, None, &env).unwrap();
+        let Endpoint::Caldav(c) = &s.pairs[0].source else {
+            panic!()
+        };
+        assert_eq!(c.password.as_ref().unwrap().expose(), "from-creds\n");
+        env.credentials_directory = None;
+        let s = parse(&cfg, text, None, &env).unwrap();
+        let Endpoint::Caldav(c) = &s.pairs[0].source else {
+            panic!()
+        };
+        assert_eq!(c.password.as_ref().unwrap().expose(), "beside-config");
+        assert_eq!(format!("{:?}", c.password), "Some(Secret(***))");
+    }
+
+    #[test]
+    fn loopback_http_is_allowed_and_graph_token_url_takes_the_tenant() {
+        for ok in [
+            "http://127.0.0.1:8080/x",
+            "http://localhost/x",
+            "http://[::1]:9/x",
+            "https://example.org/",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://example.org/",
+            "http://10.0.0.1/",
+            "ftp://127.0.0.1/",
+            "not a url",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+        let text = "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"graph\"\ntenant_id=\"contoso\"\nclient_id=\"c\"\nclient_secret_env=\"HOME\"\nuser=\"office@example.org\"\ncalendar=\"Public\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n";
+        let env = Environment {
+            vars: vec![("HOME".into(), "x".into())],
+            ..Default::default()
+        };
+        let s = parse(Path::new("/c.toml"), text, None, &env).unwrap();
+        let Endpoint::Graph(g) = &s.pairs[0].source else {
+            panic!()
+        };
+        assert_eq!(
+            g.token_url,
+            "https://login.microsoftonline.com/contoso/oauth2/v2.0/token"
+        );
+        assert_eq!(g.calendar, CalendarRef::Named("Public".into()));
+    }
+
+    #[test]
+    fn pair_selection_rejects_unknown_names() {
+        let s = parse_text(MINIMAL).unwrap();
+        assert_eq!(s.select_pairs(&[]).unwrap().len(), 1);
+        assert_eq!(s.select_pairs(&["parish".into()]).unwrap().len(), 1);
+        assert!(
+            s.select_pairs(&["school".into()])
+                .unwrap_err()
+                .contains("school")
+        );
+    }
+}
