@@ -15,3 +15,4 @@ pub mod model;
 pub mod policy;
 pub mod recurrence;
 pub mod scrub;
+pub mod store;

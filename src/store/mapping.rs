@@ -1,0 +1,670 @@
+//! Per-pair sync state: cursors, the staging area of the current run, the mapping of items to
+//! target events, write-ahead intents and tombstones.
+//!
+//! The staging area is why memory stays bounded by a page: a source read writes each page's
+//! decisions here, the plan is one ordered query over staging and mapping (keys and hashes
+//! only), and bodies are read back one batch at a time when they are written.
+
+use super::{Store, StoreError};
+use rusqlite::{OptionalExtension, params};
+use std::collections::BTreeSet;
+
+/// What calsync remembers of a pair between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PairState {
+    /// The source provider's opaque cursor (delta link, sync token, ETag…).
+    pub cursor: Option<String>,
+    /// The UTC day the cursor's window was set; a cursor from another day is not reused, so
+    /// the window moves forward at least daily.
+    pub cursor_day: Option<String>,
+    /// Unix seconds of the last run that ended well.
+    pub last_good_sync: Option<i64>,
+    /// SHA-256 of what a whole-file target last wrote.
+    pub target_digest: Option<String>,
+}
+
+/// What the policy decided for one source item in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceOutcome {
+    /// Its items are staged; any other item of it that is mapped must go.
+    Publish,
+    /// Nothing of it may be published.
+    Withhold,
+    /// Ended before the window: what is published of it stays as it is.
+    Past,
+    /// The source deleted it.
+    Removed,
+}
+
+impl SourceOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            SourceOutcome::Publish => "publish",
+            SourceOutcome::Withhold => "withhold",
+            SourceOutcome::Past => "past",
+            SourceOutcome::Removed => "removed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "publish" => SourceOutcome::Publish,
+            "withhold" => SourceOutcome::Withhold,
+            "past" => SourceOutcome::Past,
+            "removed" => SourceOutcome::Removed,
+            _ => return None,
+        })
+    }
+}
+
+/// An item the source wants published, as staged in this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedItem {
+    pub item_key: String,
+    pub source_key: String,
+    pub hash: String,
+    /// The canonical JSON of the public event.
+    pub body: String,
+    /// IANA zones the event uses, comma-separated.
+    pub zones: String,
+    pub ends_at: Option<i64>,
+}
+
+/// A published item as the mapping holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedRow {
+    pub item_key: String,
+    pub source_key: String,
+    pub target_id: String,
+    pub etag: Option<String>,
+    pub hash: String,
+    pub body: String,
+    pub zones: String,
+    pub ends_at: Option<i64>,
+    /// Unix seconds of the last content change (the published DTSTAMP).
+    pub dtstamp: i64,
+}
+
+/// One row of the plan query: an item that is staged, mapped, or both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanRow {
+    pub item_key: String,
+    pub source_key: String,
+    /// `(hash, ends_at)` when staged in this run.
+    pub staged: Option<(String, Option<i64>)>,
+    /// `(target_id, etag, hash, ends_at)` when mapped.
+    pub mapped: Option<(String, Option<String>, String, Option<i64>)>,
+    /// What this run decided for the item's source item, if it was read.
+    pub source_outcome: Option<SourceOutcome>,
+}
+
+/// A target event calsync deleted (kept for a while: some targets remember deleted ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub item_key: String,
+    pub target_id: String,
+    pub deleted_at: i64,
+}
+
+impl Store {
+    /// The pair's remembered state (empty for a pair never synced).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn pair_state(&self, pair: &str) -> Result<PairState, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT cursor, cursor_day, last_good_sync, target_digest FROM pair_state WHERE pair = ?1",
+                [pair],
+                |r| {
+                    Ok(PairState {
+                        cursor: r.get(0)?,
+                        cursor_day: r.get(1)?,
+                        last_good_sync: r.get(2)?,
+                        target_digest: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.sql(e))
+    }
+
+    fn ensure_pair(&self, pair: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO pair_state (pair) VALUES (?1) ON CONFLICT (pair) DO NOTHING",
+                [pair],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Stores the source cursor (after the changes it covers are applied).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn set_cursor(
+        &self,
+        pair: &str,
+        cursor: Option<&str>,
+        day: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.ensure_pair(pair)?;
+        self.conn()
+            .execute(
+                "UPDATE pair_state SET cursor = ?2, cursor_day = ?3 WHERE pair = ?1",
+                params![pair, cursor, day],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Records a run that ended well.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn set_last_good_sync(&self, pair: &str, at: i64) -> Result<(), StoreError> {
+        self.ensure_pair(pair)?;
+        self.conn()
+            .execute(
+                "UPDATE pair_state SET last_good_sync = ?2 WHERE pair = ?1",
+                params![pair, at],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Records what a whole-file target last wrote.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn set_target_digest(&self, pair: &str, digest: Option<&str>) -> Result<(), StoreError> {
+        self.ensure_pair(pair)?;
+        self.conn()
+            .execute(
+                "UPDATE pair_state SET target_digest = ?2 WHERE pair = ?1",
+                params![pair, digest],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Empties the pair's staging area (at the start of a run).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn clear_staging(&self, pair: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute_batch("SAVEPOINT clear_staging")
+            .map_err(|e| self.sql(e))?;
+        let r = self
+            .conn()
+            .execute("DELETE FROM staged_item WHERE pair = ?1", [pair])
+            .and_then(|_| {
+                self.conn()
+                    .execute("DELETE FROM staged_source WHERE pair = ?1", [pair])
+            });
+        self.conn()
+            .execute_batch("RELEASE clear_staging")
+            .map_err(|e| self.sql(e))?;
+        r.map(|_| ()).map_err(|e| self.sql(e))
+    }
+
+    /// Stages one item the source wants published (a later staging of the same key wins).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn stage_item(&self, pair: &str, item: &StagedItem) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO staged_item (pair, item_key, source_key, hash, body, zones, ends_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (pair, item_key) DO UPDATE SET source_key = excluded.source_key,
+                   hash = excluded.hash, body = excluded.body, zones = excluded.zones,
+                   ends_at = excluded.ends_at",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    pair,
+                    item.item_key,
+                    item.source_key,
+                    item.hash,
+                    item.body,
+                    item.zones,
+                    item.ends_at
+                ])
+            })
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Records the policy's outcome for one source item; a later outcome replaces an earlier
+    /// one (delta feeds may repeat an item), and drops items staged for it before.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn stage_source(
+        &self,
+        pair: &str,
+        source_key: &str,
+        outcome: SourceOutcome,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached("DELETE FROM staged_item WHERE pair = ?1 AND source_key = ?2")
+            .and_then(|mut st| st.execute(params![pair, source_key]))
+            .map_err(|e| self.sql(e))?;
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO staged_source (pair, source_key, outcome) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (pair, source_key) DO UPDATE SET outcome = excluded.outcome",
+            )
+            .and_then(|mut st| st.execute(params![pair, source_key, outcome.as_str()]))
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// How many source items this run staged (any outcome).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn staged_source_count(&self, pair: &str) -> Result<u64, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT count(*) FROM staged_source WHERE pair = ?1",
+                [pair],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The staged body of an item.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn staged_item(
+        &self,
+        pair: &str,
+        item_key: &str,
+    ) -> Result<Option<StagedItem>, StoreError> {
+        self.conn()
+            .prepare_cached(
+                "SELECT item_key, source_key, hash, body, zones, ends_at FROM staged_item
+                 WHERE pair = ?1 AND item_key = ?2",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![pair, item_key], |r| {
+                    Ok(StagedItem {
+                        item_key: r.get(0)?,
+                        source_key: r.get(1)?,
+                        hash: r.get(2)?,
+                        body: r.get(3)?,
+                        zones: r.get(4)?,
+                        ends_at: r.get(5)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Every item that is staged or mapped, ordered by item key: the planner's input.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn plan_rows(&self, pair: &str) -> Result<Vec<PlanRow>, StoreError> {
+        let mut st = self
+            .conn()
+            .prepare(
+                "SELECT m.item_key, m.source_key, s.hash, s.ends_at, m.target_id, m.etag, m.hash,
+                        m.ends_at, t.outcome, 1
+                 FROM mapping m
+                 LEFT JOIN staged_item s ON s.pair = m.pair AND s.item_key = m.item_key
+                 LEFT JOIN staged_source t ON t.pair = m.pair AND t.source_key = m.source_key
+                 WHERE m.pair = ?1
+                 UNION ALL
+                 SELECT s.item_key, s.source_key, s.hash, s.ends_at, NULL, NULL, NULL, NULL,
+                        t.outcome, 0
+                 FROM staged_item s
+                 LEFT JOIN staged_source t ON t.pair = s.pair AND t.source_key = s.source_key
+                 WHERE s.pair = ?1 AND NOT EXISTS (
+                     SELECT 1 FROM mapping m WHERE m.pair = s.pair AND m.item_key = s.item_key)
+                 ORDER BY 1",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([pair], |r| {
+                let staged_hash: Option<String> = r.get(2)?;
+                let is_mapped: i64 = r.get(9)?;
+                let outcome: Option<String> = r.get(8)?;
+                Ok(PlanRow {
+                    item_key: r.get(0)?,
+                    source_key: r.get(1)?,
+                    staged: match staged_hash {
+                        Some(h) => Some((h, r.get(3)?)),
+                        None => None,
+                    },
+                    mapped: if is_mapped == 1 {
+                        Some((r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+                    } else {
+                        None
+                    },
+                    source_outcome: outcome.as_deref().and_then(SourceOutcome::parse),
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// How many items of the pair are published.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn mapped_count(&self, pair: &str) -> Result<u64, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT count(*) FROM mapping WHERE pair = ?1",
+                [pair],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))
+    }
+
+    /// One published item.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn mapped(&self, pair: &str, item_key: &str) -> Result<Option<MappedRow>, StoreError> {
+        self.conn()
+            .prepare_cached(&format!(
+                "SELECT {MAPPED_COLUMNS} FROM mapping WHERE pair = ?1 AND item_key = ?2"
+            ))
+            .and_then(|mut st| st.query_row(params![pair, item_key], mapped_row).optional())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Records a published item (created or updated).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn upsert_mapping(&self, pair: &str, row: &MappedRow) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO mapping (pair, item_key, source_key, target_id, etag, hash, body,
+                                      zones, ends_at, dtstamp)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (pair, item_key) DO UPDATE SET source_key = excluded.source_key,
+                   target_id = excluded.target_id, etag = excluded.etag, hash = excluded.hash,
+                   body = excluded.body, zones = excluded.zones, ends_at = excluded.ends_at,
+                   dtstamp = excluded.dtstamp",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    pair,
+                    row.item_key,
+                    row.source_key,
+                    row.target_id,
+                    row.etag,
+                    row.hash,
+                    row.body,
+                    row.zones,
+                    row.ends_at,
+                    row.dtstamp
+                ])
+            })
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Forgets a published item (deleted from the target) and leaves a tombstone.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn delete_mapping(&self, pair: &str, item_key: &str, now: i64) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO tombstone (pair, item_key, target_id, deleted_at)
+                 SELECT pair, item_key, target_id, ?3 FROM mapping WHERE pair = ?1 AND item_key = ?2
+                 ON CONFLICT (pair, item_key) DO UPDATE SET target_id = excluded.target_id,
+                   deleted_at = excluded.deleted_at",
+            )
+            .and_then(|mut st| st.execute(params![pair, item_key, now]))
+            .map_err(|e| self.sql(e))?;
+        self.conn()
+            .prepare_cached("DELETE FROM mapping WHERE pair = ?1 AND item_key = ?2")
+            .and_then(|mut st| st.execute(params![pair, item_key]))
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Calls `f` for every published item of the pair, ordered by item key.
+    ///
+    /// # Errors
+    /// SQLite failures, or what `f` returns.
+    pub fn for_each_mapped<E: From<StoreError>>(
+        &self,
+        pair: &str,
+        mut f: impl FnMut(MappedRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut st = self
+            .conn()
+            .prepare(&format!(
+                "SELECT {MAPPED_COLUMNS} FROM mapping WHERE pair = ?1 ORDER BY item_key"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let mut rows = st.query([pair]).map_err(|e| self.sql(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
+            f(mapped_row(r).map_err(|e| self.sql(e))?)?;
+        }
+        Ok(())
+    }
+
+    /// The IANA zones used by the pair's published items.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn mapped_zones(&self, pair: &str) -> Result<BTreeSet<String>, StoreError> {
+        let mut st = self
+            .conn()
+            .prepare("SELECT DISTINCT zones FROM mapping WHERE pair = ?1 AND zones != ''")
+            .map_err(|e| self.sql(e))?;
+        let lists = st
+            .query_map([pair], |r| r.get::<_, String>(0))
+            .map_err(|e| self.sql(e))?;
+        let mut zones = BTreeSet::new();
+        for list in lists {
+            let list = list.map_err(|e| self.sql(e))?;
+            zones.extend(
+                list.split(',')
+                    .filter(|z| !z.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        Ok(zones)
+    }
+
+    /// Records the intent to write an item, before the write is sent.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn add_intent(
+        &self,
+        pair: &str,
+        run_id: &str,
+        item_key: &str,
+        action: &str,
+        target_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO intent (pair, run_id, item_key, action, target_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut st| st.execute(params![pair, run_id, item_key, action, target_id, now]))
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Drops the intent for an item once its outcome is recorded.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn clear_intent(&self, pair: &str, item_key: &str) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached("DELETE FROM intent WHERE pair = ?1 AND item_key = ?2")
+            .and_then(|mut st| st.execute(params![pair, item_key]))
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Intents left behind by a run that did not finish: `(item_key, action, target_id)`.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn pending_intents(
+        &self,
+        pair: &str,
+    ) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+        let mut st = self
+            .conn()
+            .prepare("SELECT item_key, action, target_id FROM intent WHERE pair = ?1 ORDER BY id")
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([pair], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// The tombstone of a deleted item, if one is kept.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn tombstone(&self, pair: &str, item_key: &str) -> Result<Option<Tombstone>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT item_key, target_id, deleted_at FROM tombstone WHERE pair = ?1 AND item_key = ?2",
+                params![pair, item_key],
+                |r| {
+                    Ok(Tombstone {
+                        item_key: r.get(0)?,
+                        target_id: r.get(1)?,
+                        deleted_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Removes tombstones older than `before` (Unix seconds); returns how many.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn prune_tombstones(&self, before: i64) -> Result<u64, StoreError> {
+        self.conn()
+            .execute("DELETE FROM tombstone WHERE deleted_at < ?1", [before])
+            .map(|n| n as u64)
+            .map_err(|e| self.sql(e))
+    }
+}
+
+const MAPPED_COLUMNS: &str =
+    "item_key, source_key, target_id, etag, hash, body, zones, ends_at, dtstamp";
+
+fn mapped_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MappedRow> {
+    Ok(MappedRow {
+        item_key: r.get(0)?,
+        source_key: r.get(1)?,
+        target_id: r.get(2)?,
+        etag: r.get(3)?,
+        hash: r.get(4)?,
+        body: r.get(5)?,
+        zones: r.get(6)?,
+        ends_at: r.get(7)?,
+        dtstamp: r.get(8)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(key: &str, source: &str, hash: &str) -> StagedItem {
+        StagedItem {
+            item_key: key.into(),
+            source_key: source.into(),
+            hash: hash.into(),
+            body: "{}".into(),
+            zones: "Europe/Berlin".into(),
+            ends_at: Some(100),
+        }
+    }
+
+    fn mapped(key: &str, source: &str, hash: &str) -> MappedRow {
+        MappedRow {
+            item_key: key.into(),
+            source_key: source.into(),
+            target_id: format!("t-{key}"),
+            etag: None,
+            hash: hash.into(),
+            body: "{}".into(),
+            zones: String::new(),
+            ends_at: Some(50),
+            dtstamp: 1,
+        }
+    }
+
+    #[test]
+    fn plan_rows_join_staging_and_mapping_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.db")).unwrap();
+        s.upsert_mapping("p", &mapped("b", "B", "h1")).unwrap();
+        s.upsert_mapping("p", &mapped("c", "C", "h2")).unwrap();
+        s.upsert_mapping("other", &mapped("z", "Z", "h")).unwrap();
+        s.stage_source("p", "A", SourceOutcome::Publish).unwrap();
+        s.stage_item("p", &item("a", "A", "h0")).unwrap();
+        s.stage_source("p", "B", SourceOutcome::Publish).unwrap();
+        s.stage_item("p", &item("b", "B", "h1-new")).unwrap();
+        let rows = s.plan_rows("p").unwrap();
+        let keys: Vec<&str> = rows.iter().map(|r| r.item_key.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        assert!(rows[0].mapped.is_none() && rows[0].staged.is_some());
+        assert_eq!(rows[1].staged.as_ref().unwrap().0, "h1-new");
+        assert_eq!(rows[1].mapped.as_ref().unwrap().2, "h1");
+        assert_eq!(rows[2].source_outcome, None);
+        assert!(rows[2].staged.is_none());
+    }
+
+    #[test]
+    fn a_later_outcome_for_a_source_replaces_its_staged_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.db")).unwrap();
+        s.stage_source("p", "A", SourceOutcome::Publish).unwrap();
+        s.stage_item("p", &item("a", "A", "h")).unwrap();
+        s.stage_source("p", "A", SourceOutcome::Withhold).unwrap();
+        let rows = s.plan_rows("p").unwrap();
+        assert!(rows.is_empty());
+        assert_eq!(s.staged_source_count("p").unwrap(), 1);
+        s.clear_staging("p").unwrap();
+        assert_eq!(s.staged_source_count("p").unwrap(), 0);
+    }
+
+    #[test]
+    fn deleting_leaves_a_tombstone_and_intents_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.db")).unwrap();
+        s.upsert_mapping("p", &mapped("b", "B", "h1")).unwrap();
+        s.delete_mapping("p", "b", 77).unwrap();
+        assert_eq!(s.mapped_count("p").unwrap(), 0);
+        assert_eq!(s.tombstone("p", "b").unwrap().unwrap().target_id, "t-b");
+        assert_eq!(s.prune_tombstones(78).unwrap(), 1);
+        s.add_intent("p", "run1", "b", "create", None, 5).unwrap();
+        assert_eq!(
+            s.pending_intents("p").unwrap(),
+            vec![("b".into(), "create".into(), None)]
+        );
+        s.clear_intent("p", "b").unwrap();
+        assert!(s.pending_intents("p").unwrap().is_empty());
+    }
+}

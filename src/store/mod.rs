@@ -1,0 +1,511 @@
+//! The state file: one SQLite database (WAL) holding everything calsync remembers between runs.
+//!
+//! What lives here: sync cursors per pair, the mapping (item key → target id, etag, content
+//! hash, published body), the staging area of the current run, write-ahead intents, run
+//! history, per-run API metrics, circuit breakers, cached tokens and calendar ids, and the
+//! audit chain. The file is created 0600; its schema is versioned (`PRAGMA user_version`) and
+//! migrated forward; a file that is not a calsync state file, is corrupt, or has a newer
+//! schema is refused (exit 78) and left exactly as it was.
+
+mod audit;
+mod mapping;
+mod runs;
+
+pub use audit::{AuditEntry, AuditKey, ChainCheck, ChainHead};
+pub use mapping::{MappedRow, PairState, PlanRow, SourceOutcome, StagedItem, Tombstone};
+pub use runs::{ApiCall, RunRecord};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Problems with the state file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Not a database, corrupt, or written by a newer calsync: refused, untouched (78).
+    #[error("state file {}: {problem}", path.display())]
+    Unusable { path: PathBuf, problem: String },
+    /// Another run holds the state file (75).
+    #[error("state file {} is in use by another calsync run (lock {})", path.display(), lock.display())]
+    Locked { path: PathBuf, lock: PathBuf },
+    /// The state file does not exist (report commands do not create it).
+    #[error("state file {} does not exist yet (no sync has run)", path.display())]
+    Missing { path: PathBuf },
+    /// An I/O or SQLite failure while using a good file.
+    #[error("state file {}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("state file {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The schema, one migration per version. Version N is reached by running `MIGRATIONS[N-1]`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE pair_state (
+        pair TEXT PRIMARY KEY,
+        cursor TEXT,
+        cursor_day TEXT,
+        last_good_sync INTEGER,
+        target_digest TEXT
+    );
+    CREATE TABLE mapping (
+        pair TEXT NOT NULL,
+        item_key TEXT NOT NULL,
+        source_key TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        etag TEXT,
+        hash TEXT NOT NULL,
+        body TEXT NOT NULL,
+        zones TEXT NOT NULL DEFAULT '',
+        ends_at INTEGER,
+        dtstamp INTEGER NOT NULL,
+        PRIMARY KEY (pair, item_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX mapping_by_source ON mapping (pair, source_key);
+    CREATE TABLE staged_item (
+        pair TEXT NOT NULL,
+        item_key TEXT NOT NULL,
+        source_key TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        body TEXT NOT NULL,
+        zones TEXT NOT NULL DEFAULT '',
+        ends_at INTEGER,
+        PRIMARY KEY (pair, item_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE staged_source (
+        pair TEXT NOT NULL,
+        source_key TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        PRIMARY KEY (pair, source_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE intent (
+        id INTEGER PRIMARY KEY,
+        pair TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        item_key TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target_id TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE tombstone (
+        pair TEXT NOT NULL,
+        item_key TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        deleted_at INTEGER NOT NULL,
+        PRIMARY KEY (pair, item_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE run (
+        run_id TEXT NOT NULL,
+        pair TEXT NOT NULL,
+        command TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        outcome TEXT NOT NULL DEFAULT 'running',
+        exit_code INTEGER,
+        read_kind TEXT,
+        created INTEGER NOT NULL DEFAULT 0,
+        updated INTEGER NOT NULL DEFAULT 0,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        unchanged INTEGER NOT NULL DEFAULT 0,
+        withheld INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        guard_withheld INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        PRIMARY KEY (run_id, pair)
+    );
+    CREATE INDEX run_by_start ON run (started_at);
+    CREATE TABLE api_call (
+        run_id TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        method TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        latency_ms INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX api_call_by_time ON api_call (at);
+    CREATE TABLE breaker (
+        endpoint TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        failures INTEGER NOT NULL,
+        opened_at INTEGER
+    );
+    CREATE TABLE cache (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        pair TEXT,
+        detail TEXT NOT NULL,
+        mac TEXT NOT NULL
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// An open state file.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+/// Holds the state file's run lock until dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl Store {
+    /// Opens the state file, creating it (0600) and its schema when missing, migrating an
+    /// older schema forward.
+    ///
+    /// # Errors
+    /// [`StoreError::Unusable`] for a file that is not a good calsync state file (left as it
+    /// was); other variants for I/O failures.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            }
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|source| StoreError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| unusable(path, &e))?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.check_and_migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing state file for reading only (report commands never create one).
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when there is none; [`StoreError::Unusable`] as for [`open`](Self::open).
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        Store::open(path)
+    }
+
+    /// Takes the run lock of the state file at `path` (a `.lock` file beside it).
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] at once when another run holds it.
+    pub fn lock(path: &Path) -> Result<RunLock, StoreError> {
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|source| StoreError::Io {
+                path: lock_path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+                path: path.to_path_buf(),
+                lock: lock_path,
+            }),
+            Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io {
+                path: lock_path,
+                source,
+            }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_and_migrate(&self) -> Result<(), StoreError> {
+        // Reading the header first: a file that is not a database fails here, before any
+        // write (setting WAL would be one).
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| unusable(&self.path, &e))?;
+        let integrity: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| unusable(&self.path, &e))?;
+        if integrity != "ok" {
+            return Err(StoreError::Unusable {
+                path: self.path.clone(),
+                problem: format!(
+                    "the database is damaged ({integrity}); restore it from a backup or move it aside"
+                ),
+            });
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Unusable {
+                path: self.path.clone(),
+                problem: format!(
+                    "written by a newer calsync (schema {version}, this build knows {SCHEMA_VERSION}); upgrade calsync"
+                ),
+            });
+        }
+        if version == 0 {
+            let tables: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+                .map_err(|e| unusable(&self.path, &e))?;
+            if tables > 0 {
+                return Err(StoreError::Unusable {
+                    path: self.path.clone(),
+                    problem: "a SQLite database, but not a calsync state file".into(),
+                });
+            }
+        }
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(|e| self.sql(e))?;
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let target = i as i64 + 1;
+            let tx = self.conn.unchecked_transaction().map_err(|e| self.sql(e))?;
+            tx.execute_batch(migration).map_err(|e| self.sql(e))?;
+            tx.pragma_update(None, "user_version", target)
+                .map_err(|e| self.sql(e))?;
+            tx.commit().map_err(|e| self.sql(e))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn sql(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// A value from the `meta` table.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Sets a value in the `meta` table.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// A cached value that has not expired (`now` in Unix seconds).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn cached(&self, key: &str, now: i64) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM cache WHERE key = ?1 AND expires_at > ?2",
+                rusqlite::params![key, now],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Caches a value until `expires_at` (Unix seconds).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn cache(&self, key: &str, value: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO cache (key, value, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                rusqlite::params![key, value, expires_at],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Runs `f` inside one transaction (committed when it returns `Ok`).
+    ///
+    /// # Errors
+    /// What `f` returns, or SQLite failures.
+    pub fn transaction<T>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.sql(e))?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT").map_err(|e| self.sql(e))?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn unusable(path: &Path, e: &rusqlite::Error) -> StoreError {
+    let problem = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            "not a SQLite database (corrupt, or another file); move it aside to start afresh"
+                .to_string()
+        }
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            "the database is damaged; restore it from a backup or move it aside".to_string()
+        }
+        Some(rusqlite::ErrorCode::CannotOpen) | Some(rusqlite::ErrorCode::PermissionDenied) => {
+            format!("cannot be opened: {e}")
+        }
+        _ => format!("cannot be used: {e}"),
+    };
+    StoreError::Unusable {
+        path: path.to_path_buf(),
+        problem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_new_state_file_is_private_and_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/calsync.db");
+        let store = Store::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let v: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let mode: String = store
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(store);
+        Store::open(&path).expect("reopens");
+    }
+
+    #[test]
+    fn garbage_and_newer_files_are_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("garbage.db");
+        let bytes = b"this is not a database, but somebody's notes\n".repeat(200);
+        std::fs::write(&garbage, &bytes).unwrap();
+        let err = Store::open(&garbage).unwrap_err();
+        assert!(matches!(err, StoreError::Unusable { .. }), "{err}");
+        assert_eq!(std::fs::read(&garbage).unwrap(), bytes);
+
+        let newer = dir.path().join("newer.db");
+        drop(Store::open(&newer).unwrap());
+        {
+            let c = Connection::open(&newer).unwrap();
+            c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+        }
+        let before = std::fs::read(&newer).unwrap();
+        let err = Store::open(&newer).unwrap_err();
+        assert!(err.to_string().contains("newer calsync"), "{err}");
+        assert_eq!(std::fs::read(&newer).unwrap(), before);
+
+        let foreign = dir.path().join("foreign.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        assert!(
+            Store::open(&foreign)
+                .unwrap_err()
+                .to_string()
+                .contains("not a calsync")
+        );
+    }
+
+    #[test]
+    fn the_run_lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calsync.db");
+        let held = Store::lock(&path).unwrap();
+        assert!(matches!(Store::lock(&path), Err(StoreError::Locked { .. })));
+        drop(held);
+        Store::lock(&path).expect("free again");
+    }
+}
