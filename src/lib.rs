@@ -7,12 +7,21 @@
 //! `store` together; `commands` are thin.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod engine;
+pub mod error;
 pub mod exit;
 pub mod hashing;
 pub mod ical;
+pub mod interrupt;
+pub mod logging;
+pub mod mask;
 pub mod model;
+pub mod net;
+pub mod plan;
 pub mod policy;
+pub mod providers;
 pub mod recurrence;
 pub mod scrub;
 pub mod store;

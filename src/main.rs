@@ -1,1 +1,27 @@
-fn main() {}
+//! The calsync binary: parse, dispatch, map errors to exit codes — nothing else.
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+fn main() {
+    let code = match calsync::cli::Args::try_parse() {
+        Ok(args) => match calsync::commands::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                log::error!(event = e.event(), exit_code = e.exit_code(); "{e}");
+                if log::max_level() == log::LevelFilter::Off {
+                    eprintln!("calsync: {e}");
+                }
+                e.exit_code()
+            }
+        },
+        Err(e) => {
+            let _ = e.print();
+            match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => calsync::exit::OK,
+                _ => calsync::exit::USAGE,
+            }
+        }
+    };
+    std::process::exit(code);
+}

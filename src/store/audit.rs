@@ -273,9 +273,8 @@ impl Store {
     pub fn verify_audit(&self, key: &AuditKey) -> Result<ChainCheck, StoreError> {
         let entries = self.audit_entries()?;
         let mut prev_mac = String::new();
-        let mut expected_seq = 1;
         let mut first_bad = None;
-        for e in &entries {
+        for (expected_seq, e) in (1..).zip(entries.iter()) {
             if e.seq != expected_seq {
                 first_bad = Some((
                     e.seq,
@@ -300,7 +299,6 @@ impl Store {
                 break;
             }
             prev_mac = e.mac.clone();
-            expected_seq += 1;
         }
         Ok(ChainCheck {
             entries: entries.len() as u64,

@@ -1,0 +1,166 @@
+//! One file per command; each builds what it needs and prints its output. The shared start of
+//! `sync` and `cleanup` (config, lock, state file, audit key, HTTP client, run id) is here.
+
+pub mod sync;
+
+use crate::cli::{Args, Command, GlobalArgs};
+use crate::config::{self, Environment, Settings};
+use crate::error::Error;
+use crate::exit;
+use crate::logging::{self, Stream};
+use crate::net::Http;
+use crate::store::{AuditKey, ChainHead, RunLock, Store};
+
+/// Runs the parsed command line; returns the exit code of a command that ran to its end.
+///
+/// # Errors
+/// [`Error`] for what stops a command before it can report (config, state, usage).
+pub fn run(args: Args) -> Result<i32, Error> {
+    match &args.command {
+        Command::Sync(a) => {
+            logging::init(Stream::Stdout);
+            sync::run(&args.global, a)
+        }
+        Command::Cleanup(_) => not_yet("cleanup", Stream::Stdout),
+        Command::Validate(_) => not_yet("validate", Stream::Stderr),
+        Command::Health(_) => not_yet("health", Stream::Stderr),
+        Command::History(_) => not_yet("history", Stream::Stderr),
+        Command::AuditVerify(_) => not_yet("audit-verify", Stream::Stderr),
+        Command::Generate(_) => not_yet("generate", Stream::Stderr),
+    }
+}
+
+/// Commands whose issue has not landed yet say so plainly instead of pretending to work.
+fn not_yet(command: &str, stream: Stream) -> Result<i32, Error> {
+    logging::init(stream);
+    log::error!(event = "command.unavailable", command = command;
+                "`calsync {command}` is not available in this build yet");
+    Ok(exit::FAILED)
+}
+
+/// What a writing command (`sync`, `cleanup`) holds for its whole run.
+pub struct Session {
+    pub settings: Settings,
+    pub store: Store,
+    pub audit_key: AuditKey,
+    pub http: Http,
+    pub run_id: String,
+    _lock: RunLock,
+}
+
+impl Session {
+    /// Loads the config, takes the state file's lock, opens the state file and the audit
+    /// key, sets up HTTP, and names the run.
+    ///
+    /// # Errors
+    /// Config (78), unknown pair (64), locked (75), unusable state (78).
+    pub fn open(global: &GlobalArgs) -> Result<(Session, Vec<String>), Error> {
+        let settings = config::load(
+            &global.config,
+            global.state.as_deref(),
+            &Environment::from_process(),
+        )?;
+        let selected: Vec<String> = settings
+            .select_pairs(&global.pairs)
+            .map_err(Error::Usage)?
+            .into_iter()
+            .map(|p| p.name.clone())
+            .collect();
+        let lock = Store::lock(&settings.state)?;
+        let store = Store::open(&settings.state)?;
+        let (audit_key, created) =
+            AuditKey::load_or_create(settings.audit_key_file.as_deref(), &settings.state)
+                .map_err(Error::AuditKey)?;
+        if created {
+            log::warn!(event = "audit.key_created", path = audit_key.path.display().to_string().as_str();
+                       "created a new audit key beside the state file; keep a copy, or set audit_key_file");
+        }
+        let http = Http::new(&settings.net).map_err(Error::Setup)?;
+        let run_id = new_run_id();
+        logging::set_run_id(&run_id);
+        Ok((
+            Session {
+                settings,
+                store,
+                audit_key,
+                http,
+                run_id,
+                _lock: lock,
+            },
+            selected,
+        ))
+    }
+
+    /// Appends an audit entry; a failure is logged, never fatal to the run.
+    pub fn audit(
+        &self,
+        kind: &str,
+        pair: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Option<ChainHead> {
+        let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        match self
+            .store
+            .append_audit(&self.audit_key, &ts, kind, pair, &detail)
+        {
+            Ok(head) => Some(head),
+            Err(e) => {
+                log::error!(event = "audit.append_failed", kind = kind; "{e}");
+                None
+            }
+        }
+    }
+
+    /// Records in the audit log when the configuration changed since the last run.
+    pub fn audit_config_change(&self) {
+        let previous = self.store.meta("config_hash").ok().flatten();
+        let current = &self.settings.config_hash;
+        if previous.as_deref() != Some(current.as_str()) {
+            self.audit(
+                "config.changed",
+                None,
+                serde_json::json!({ "from": previous, "to": current, "file": self.settings.path.display().to_string() }),
+            );
+            if let Err(e) = self.store.set_meta("config_hash", current) {
+                log::error!(event = "state.error"; "{e}");
+            }
+        }
+    }
+
+    /// Logs the audit chain's head so an external copy (journald) can catch truncation.
+    pub fn log_chain_head(&self) {
+        if let Ok(Some(head)) = self.store.audit_head() {
+            log::info!(event = "audit.head", seq = head.seq, mac = head.mac.as_str(), head = head.to_string().as_str();
+                       "audit chain head");
+        }
+    }
+
+    /// Stores the HTTP attempts of the run and prunes old history.
+    pub fn flush_metrics(&self) {
+        let calls = self.http.take_calls();
+        if let Err(e) = self.store.record_api_calls(&self.run_id, &calls) {
+            log::error!(event = "state.error"; "{e}");
+        }
+        let keep_ms = i64::from(self.settings.history.keep_metrics_days) * 86_400_000;
+        if let Err(e) = self.store.prune_history(
+            self.settings.history.keep_runs,
+            chrono::Utc::now().timestamp_millis(),
+            keep_ms,
+        ) {
+            log::error!(event = "state.error"; "{e}");
+        }
+    }
+}
+
+/// A run id: 16 hex digits, random.
+pub fn new_run_id() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        bytes = (nanos ^ u64::from(std::process::id())).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

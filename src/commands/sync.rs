@@ -1,0 +1,101 @@
+//! `calsync sync`: one pass per pair, a summary line last.
+
+use super::Session;
+use crate::cli::{GlobalArgs, SyncArgs};
+use crate::engine::{Engine, SyncOptions};
+use crate::error::Error;
+use crate::exit;
+
+/// Runs `sync`; returns the most severe pair outcome.
+///
+/// # Errors
+/// What stops the run before any pair runs (config, usage, lock, state).
+pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
+    let started = std::time::Instant::now();
+    let (session, pairs) = Session::open(global)?;
+    log::info!(event = "sync.started", pairs = pairs.join(",").as_str(), dry_run = args.dry_run,
+               full = args.full, version = env!("CARGO_PKG_VERSION"); "sync started");
+    if !args.dry_run {
+        session.audit_config_change();
+    }
+    let engine = Engine {
+        settings: &session.settings,
+        store: &session.store,
+        http: &session.http,
+        run_id: &session.run_id,
+        now: chrono::Utc::now(),
+    };
+    let opts = SyncOptions {
+        dry_run: args.dry_run,
+        full: args.full,
+        allow_mass_delete: args.allow_mass_delete,
+    };
+    let mut reports = Vec::new();
+    for name in &pairs {
+        if crate::interrupt::requested() {
+            break;
+        }
+        let pair = session
+            .settings
+            .pairs
+            .iter()
+            .find(|p| &p.name == name)
+            .expect("selected pairs exist");
+        let report = engine.sync_pair(pair, opts);
+        if !args.dry_run {
+            session.audit(
+                "sync",
+                Some(&report.pair),
+                serde_json::json!({
+                    "outcome": report.outcome,
+                    "exit_code": report.exit_code,
+                    "read": report.read_kind.map(|k| k.as_str()),
+                    "created": report.counts.created,
+                    "updated": report.counts.updated,
+                    "deleted": report.counts.deleted,
+                    "failed": report.counts.failed,
+                    "withheld": report.counts.withheld,
+                    "withheld_instances": report.counts.withheld_instances,
+                    "guard_withheld": report.counts.guard_withheld,
+                }),
+            );
+        }
+        reports.push(report);
+    }
+    if crate::interrupt::requested() && reports.len() < pairs.len() {
+        log::warn!(event = "sync.interrupted", left = (pairs.len() - reports.len()) as u64; "stop requested: remaining pairs not run");
+    }
+    session.flush_metrics();
+    session.log_chain_head();
+    let mut code = exit::most_severe(reports.iter().map(|r| r.exit_code));
+    if crate::interrupt::requested() {
+        code = exit::most_severe([
+            code,
+            if crate::interrupt::signal() == 2 {
+                exit::INTERRUPTED
+            } else {
+                exit::TERMINATED
+            },
+        ]);
+    }
+    let sum = |f: fn(&crate::engine::PairReport) -> u64| reports.iter().map(f).sum::<u64>();
+    log::info!(
+        event = "sync.finished",
+        outcome = if code == exit::OK { "ok" } else { "failed" },
+        exit_code = code,
+        pairs = reports.len() as u64,
+        pairs_failed = reports.iter().filter(|r| r.exit_code != exit::OK).count() as u64,
+        created = sum(|r| r.counts.created),
+        updated = sum(|r| r.counts.updated),
+        deleted = sum(|r| r.counts.deleted),
+        unchanged = sum(|r| r.counts.unchanged),
+        withheld = sum(|r| r.counts.withheld_total()),
+        skipped = sum(|r| r.counts.skipped),
+        failed = sum(|r| r.counts.failed),
+        guard_withheld = sum(|r| r.counts.guard_withheld),
+        dry_run = args.dry_run,
+        duration_ms = started.elapsed().as_millis() as u64;
+        "sync finished"
+    );
+    Ok(code)
+}

@@ -1,0 +1,637 @@
+//! One sync pass for one pair: read, policy, plan, guard, intent, apply, commit, record.
+//!
+//! Plumbing only; the decisions live in `policy` (what may be published), `plan` (what to
+//! write) and `plan::guard` (whether deletions may go ahead). The order matters for safety:
+//! a read that fails ends the pass before anything is planned, so nothing is deleted; every
+//! write is preceded by an intent row and followed, per batch, by one transaction that
+//! records its outcome; the source cursor advances only after everything it covers was
+//! applied (not after a failed write, a tripped guard or an interruption).
+
+use crate::config::{Pair, Settings};
+use crate::exit;
+use crate::hashing;
+use crate::ical::Published;
+use crate::model::{ItemKey, PublicEvent};
+use crate::net::Http;
+use crate::plan::{self, Action, Guard, ReadKind};
+use crate::policy::{self, Decision, Window, Withheld};
+use crate::providers::{
+    self, Context, ProviderError, PublishedSet, ReadEnd, SourcePage, Target, Write, WriteError,
+};
+use crate::store::{MappedRow, RunRecord, SourceOutcome, StagedItem, Store, StoreError};
+use chrono::{DateTime, TimeZone, Utc};
+use std::collections::BTreeMap;
+
+/// Writes prepared and recorded together: one intent transaction before, one outcome
+/// transaction after.
+const BATCH: usize = 64;
+
+/// How a pass was asked to run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncOptions {
+    pub dry_run: bool,
+    pub full: bool,
+    pub allow_mass_delete: bool,
+}
+
+/// What one pair's pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    /// Published items kept after they ended before the window.
+    pub kept_past: u64,
+    /// Source items not published, by reason.
+    pub withheld: BTreeMap<&'static str, u64>,
+    /// Overridden instances withheld from published series.
+    pub withheld_instances: u64,
+    /// Source items that could not be read.
+    pub skipped: u64,
+    /// Writes that did not take effect.
+    pub failed: u64,
+    /// Deletions withheld by the guard.
+    pub guard_withheld: u64,
+    /// Source items read.
+    pub read: u64,
+}
+
+impl Counts {
+    pub fn withheld_total(&self) -> u64 {
+        self.withheld.values().sum::<u64>() + self.withheld_instances
+    }
+}
+
+/// How one pair's pass ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairReport {
+    pub pair: String,
+    pub exit_code: i32,
+    pub outcome: &'static str,
+    pub read_kind: Option<ReadKind>,
+    pub counts: Counts,
+    /// One line, ids only.
+    pub error: Option<String>,
+}
+
+/// Runs passes for the pairs of one invocation.
+pub struct Engine<'a> {
+    pub settings: &'a Settings,
+    pub store: &'a Store,
+    pub http: &'a Http,
+    pub run_id: &'a str,
+    /// Fixed at the start of the run: the window and every timestamp derive from it.
+    pub now: DateTime<Utc>,
+}
+
+impl Engine<'_> {
+    /// One pass for one pair. Never panics on remote or input problems: every failure ends
+    /// in the report's exit code.
+    pub fn sync_pair(&self, pair: &Pair, opts: SyncOptions) -> PairReport {
+        let started = Utc::now();
+        let mut record = RunRecord {
+            run_id: self.run_id.to_string(),
+            pair: pair.name.clone(),
+            command: "sync".into(),
+            started_at: started.timestamp_millis(),
+            ..Default::default()
+        };
+        if !opts.dry_run
+            && let Err(e) = self.store.start_run(&record)
+        {
+            return self.failed_early(pair, ProviderError::State(e));
+        }
+        log::info!(event = "pair.started", pair = pair.name.as_str(), source = pair.source.kind(),
+                   target = pair.target.kind(), dry_run = opts.dry_run; "sync of pair started");
+        let mut counts = Counts::default();
+        let result = self.run_pass(pair, opts, &mut counts);
+        let (exit_code, outcome, read_kind, error) = match result {
+            Ok(done) => (
+                done.exit_code,
+                done.outcome,
+                Some(done.read_kind),
+                done.error,
+            ),
+            Err(e) => {
+                let code = e.exit_code();
+                let outcome = if matches!(e, ProviderError::Interrupted) {
+                    "interrupted"
+                } else {
+                    "failed"
+                };
+                log::error!(event = "pair.failed", pair = pair.name.as_str(), exit_code = code;
+                            "{e}");
+                (code, outcome, None, Some(e.to_string()))
+            }
+        };
+        let outcome = if opts.dry_run && exit_code == exit::OK {
+            "dry_run"
+        } else {
+            outcome
+        };
+        let finished = Utc::now();
+        if !opts.dry_run {
+            record.finished_at = Some(finished.timestamp_millis());
+            record.outcome = outcome.to_string();
+            record.exit_code = Some(exit_code);
+            record.read_kind = read_kind.map(|k| k.as_str().to_string());
+            record.created = counts.created as i64;
+            record.updated = counts.updated as i64;
+            record.deleted = counts.deleted as i64;
+            record.unchanged = counts.unchanged as i64;
+            record.withheld = counts.withheld_total() as i64;
+            record.skipped = counts.skipped as i64;
+            record.failed = counts.failed as i64;
+            record.guard_withheld = counts.guard_withheld as i64;
+            record.error = error.clone();
+            if let Err(e) = self.store.finish_run(&record) {
+                log::error!(event = "state.error", pair = pair.name.as_str(); "{e}");
+            }
+            if exit_code == exit::OK
+                && let Err(e) = self
+                    .store
+                    .set_last_good_sync(&pair.name, finished.timestamp())
+            {
+                log::error!(event = "state.error", pair = pair.name.as_str(); "{e}");
+            }
+        }
+        log::info!(
+            event = "pair.finished",
+            pair = pair.name.as_str(),
+            outcome = outcome,
+            exit_code = exit_code,
+            read = read_kind.map(ReadKind::as_str).unwrap_or("none"),
+            source_items = counts.read,
+            created = counts.created,
+            updated = counts.updated,
+            deleted = counts.deleted,
+            unchanged = counts.unchanged,
+            kept_past = counts.kept_past,
+            withheld = counts.withheld_total(),
+            withheld_not_public = counts.withheld.get("not_public").copied().unwrap_or(0),
+            withheld_instances = counts.withheld_instances,
+            skipped = counts.skipped,
+            failed = counts.failed,
+            guard_withheld = counts.guard_withheld,
+            duration_ms = (finished - started).num_milliseconds().max(0) as u64;
+            "sync of pair finished"
+        );
+        PairReport {
+            pair: pair.name.clone(),
+            exit_code,
+            outcome,
+            read_kind,
+            counts,
+            error,
+        }
+    }
+
+    fn failed_early(&self, pair: &Pair, e: ProviderError) -> PairReport {
+        log::error!(event = "pair.failed", pair = pair.name.as_str(), exit_code = e.exit_code(); "{e}");
+        PairReport {
+            pair: pair.name.clone(),
+            exit_code: e.exit_code(),
+            outcome: "failed",
+            read_kind: None,
+            counts: Counts::default(),
+            error: Some(e.to_string()),
+        }
+    }
+
+    fn run_pass(
+        &self,
+        pair: &Pair,
+        opts: SyncOptions,
+        counts: &mut Counts,
+    ) -> Result<PassEnd, ProviderError> {
+        let ctx = Context {
+            settings: self.settings,
+            pair,
+            http: self.http,
+        };
+        let mut source = providers::build_source(&ctx)?;
+        let mut target = providers::build_target(&ctx)?;
+        target.prepare()?;
+
+        let pending = self.store.pending_intents(&pair.name)?;
+        if !pending.is_empty() {
+            // A run ended between an intent and its outcome. Creates are idempotent (derived
+            // ids, tags), so planning again from the mapping converges; the intents only
+            // tell us to expect that.
+            log::warn!(event = "intents.pending", pair = pair.name.as_str(), count = pending.len() as u64;
+                       "a previous run ended with writes in flight; converging");
+            if !opts.dry_run {
+                self.store.transaction(|s| {
+                    for (item, _, _) in &pending {
+                        s.clear_intent(&pair.name, item)?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+
+        let state = self.store.pair_state(&pair.name)?;
+        let today = self.now.format("%Y-%m-%d").to_string();
+        let cursor = match (&state.cursor, opts.full) {
+            (Some(c), false) if state.cursor_day.as_deref() == Some(today.as_str()) => {
+                Some(c.as_str())
+            }
+            _ => None,
+        };
+        let window = Window::around(self.now, pair.window.past_days, pair.window.future_days);
+
+        // Read and stage. A failed read returns here: nothing planned, nothing deleted.
+        self.store.clear_staging(&pair.name)?;
+        let end: ReadEnd = {
+            let mut sink = |page: SourcePage| self.stage_page(pair, &window, page, counts);
+            source.read(cursor, &mut sink)?
+        };
+        let read_kind = end.kind;
+
+        let mapped = self.store.mapped_count(&pair.name)?;
+        let rows = self.store.plan_rows(&pair.name)?;
+        let mut plan = plan::plan(&rows, read_kind, window.from.timestamp());
+        counts.unchanged = plan.unchanged;
+        counts.kept_past = plan.kept_past;
+        let source_empty =
+            read_kind == ReadKind::Full && self.store.staged_source_count(&pair.name)? == 0;
+
+        let mut exit_code = exit::OK;
+        let mut advance_cursor = true;
+        let mut error = None;
+        if let Guard::Tripped {
+            deletes,
+            mapped,
+            source_empty,
+        } = plan::guard(&plan, mapped, source_empty, pair.guard)
+        {
+            if opts.allow_mass_delete {
+                log::warn!(event = "guard.overridden", pair = pair.name.as_str(), deletes = deletes,
+                           mapped = mapped; "deletion guard overridden by --allow-mass-delete");
+            } else {
+                plan.actions.retain(|a| !matches!(a, Action::Delete { .. }));
+                counts.guard_withheld = deletes;
+                exit_code = exit::FAILED;
+                advance_cursor = false;
+                error = Some(format!(
+                    "deletion guard tripped: {deletes} of {mapped} published events would be deleted"
+                ));
+                log::error!(
+                    event = "guard.tripped",
+                    pair = pair.name.as_str(),
+                    deletes = deletes,
+                    mapped = mapped,
+                    percent = (deletes * 100).checked_div(mapped).unwrap_or(0),
+                    max_delete_percent = pair.guard.max_delete_percent,
+                    max_delete_min = pair.guard.max_delete_min,
+                    source_empty = source_empty;
+                    "deletions withheld: the plan would delete too much; run `sync --allow-mass-delete` once if this is meant"
+                );
+            }
+        }
+
+        if opts.dry_run {
+            for action in &plan.actions {
+                log::info!(event = "plan.action", pair = pair.name.as_str(), action = action.verb(),
+                           item = action.item_key(); "would {}", action.verb());
+            }
+            counts.created = plan.count("create");
+            counts.updated = plan.count("update");
+            counts.deleted = plan.count("delete");
+            let published = StoredPublished {
+                store: self.store,
+                pair: &pair.name,
+            };
+            target.finish(&published, true)?;
+            return Ok(PassEnd {
+                exit_code,
+                outcome: outcome_of(exit_code),
+                read_kind,
+                error,
+            });
+        }
+
+        let interrupted = self.apply(pair, target.as_mut(), &plan.actions, counts)?;
+        let published = StoredPublished {
+            store: self.store,
+            pair: &pair.name,
+        };
+        target.finish(&published, false)?;
+
+        if interrupted {
+            return Err(ProviderError::Interrupted);
+        }
+        if counts.failed > 0 {
+            exit_code = exit_code.max(exit::FAILED);
+            advance_cursor = false;
+            error.get_or_insert_with(|| format!("{} writes failed", counts.failed));
+        }
+        if advance_cursor {
+            self.store
+                .set_cursor(&pair.name, end.cursor.as_deref(), Some(&today))?;
+        }
+        Ok(PassEnd {
+            exit_code,
+            outcome: outcome_of(exit_code),
+            read_kind,
+            error,
+        })
+    }
+
+    /// Runs the policy on one page and stages its decisions, in one transaction.
+    fn stage_page(
+        &self,
+        pair: &Pair,
+        window: &Window,
+        page: SourcePage,
+        counts: &mut Counts,
+    ) -> Result<(), ProviderError> {
+        for (key, reason) in &page.skipped {
+            counts.skipped += 1;
+            log::warn!(event = "event.skipped", pair = pair.name.as_str(),
+                       source_key = key.as_ref().map(|k| k.0.as_str()).unwrap_or("(none)"),
+                       reason = reason.as_str(); "source event skipped: it cannot be read faithfully");
+        }
+        self.store.transaction(|s| {
+            for key in &page.removed {
+                s.stage_source(&pair.name, &key.0, SourceOutcome::Removed)?;
+            }
+            for event in &page.events {
+                counts.read += 1;
+                match policy::decide(&pair.name, event, &pair.rules, window) {
+                    Decision::Publish {
+                        items,
+                        withheld_instances,
+                    } => {
+                        counts.withheld_instances += withheld_instances as u64;
+                        s.stage_source(&pair.name, &event.key.0, SourceOutcome::Publish)?;
+                        for item in items {
+                            s.stage_item(&pair.name, &staged(event, item))?;
+                        }
+                    }
+                    Decision::Withhold(reason) => {
+                        *counts.withheld.entry(reason.as_str()).or_default() += 1;
+                        if reason == Withheld::NotPublic {
+                            log::debug!(event = "event.withheld", pair = pair.name.as_str(),
+                                        source_key = event.key.0.as_str(), reason = reason.as_str();
+                                        "source event withheld");
+                        }
+                        s.stage_source(&pair.name, &event.key.0, SourceOutcome::Withhold)?;
+                    }
+                    Decision::Past => {
+                        s.stage_source(&pair.name, &event.key.0, SourceOutcome::Past)?
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Applies the plan in batches. Returns whether it stopped early because a stop was asked.
+    fn apply(
+        &self,
+        pair: &Pair,
+        target: &mut dyn Target,
+        actions: &[Action],
+        counts: &mut Counts,
+    ) -> Result<bool, ProviderError> {
+        let progress = progress_bar(actions.len() as u64);
+        for batch in actions.chunks(BATCH) {
+            if crate::interrupt::requested() {
+                log::warn!(event = "sync.interrupted", pair = pair.name.as_str(),
+                           left = (actions.len() as u64).saturating_sub(counts.created + counts.updated + counts.deleted + counts.failed);
+                           "stop requested: no new writes");
+                return Ok(true);
+            }
+            let dtstamp = Utc
+                .timestamp_opt(self.now.timestamp(), 0)
+                .single()
+                .unwrap_or(self.now);
+            let mut writes = Vec::with_capacity(batch.len());
+            let mut bodies = Vec::with_capacity(batch.len());
+            for action in batch {
+                let item = ItemKey(action.item_key().to_string());
+                let tag = hashing::item_tag(&pair.name, &item);
+                match action {
+                    Action::Create { .. } | Action::Update { .. } => {
+                        let staged =
+                            self.store
+                                .staged_item(&pair.name, &item.0)?
+                                .ok_or_else(|| {
+                                    ProviderError::State(StoreError::Missing {
+                                        path: self.store.path().to_path_buf(),
+                                    })
+                                })?;
+                        let event: PublicEvent =
+                            serde_json::from_str(&staged.body).map_err(|e| {
+                                ProviderError::Failed {
+                                    what: format!("staged item {}", item.0),
+                                    detail: e.to_string(),
+                                }
+                            })?;
+                        writes.push(match action {
+                            Action::Update {
+                                target_id, etag, ..
+                            } => Write::Update {
+                                item,
+                                target_id: target_id.clone(),
+                                etag: etag.clone(),
+                                event,
+                                tag,
+                                dtstamp,
+                            },
+                            _ => Write::Create {
+                                item,
+                                event,
+                                tag,
+                                dtstamp,
+                            },
+                        });
+                        bodies.push(Some(staged));
+                    }
+                    Action::Delete {
+                        target_id, etag, ..
+                    } => {
+                        writes.push(Write::Delete {
+                            item,
+                            target_id: target_id.clone(),
+                            etag: etag.clone(),
+                        });
+                        bodies.push(None);
+                    }
+                }
+            }
+            let now = self.now.timestamp();
+            self.store.transaction(|s| {
+                for (w, a) in writes.iter().zip(batch) {
+                    let target_id = match a {
+                        Action::Update { target_id, .. } | Action::Delete { target_id, .. } => {
+                            Some(target_id.as_str())
+                        }
+                        Action::Create { .. } => None,
+                    };
+                    s.add_intent(
+                        &pair.name,
+                        self.run_id,
+                        &w.item().0,
+                        a.verb(),
+                        target_id,
+                        now,
+                    )?;
+                }
+                Ok(())
+            })?;
+            let results = target.apply(&writes);
+            let mut fatal = None;
+            self.store.transaction(|s| {
+                for ((w, staged), result) in writes.iter().zip(&bodies).zip(results) {
+                    let item = &w.item().0;
+                    match (w, result) {
+                        (Write::Delete { .. }, Ok(_)) => {
+                            s.delete_mapping(&pair.name, item, now)?;
+                            counts.deleted += 1;
+                        }
+                        (Write::Create { .. } | Write::Update { .. }, Ok(applied)) => {
+                            let staged = staged.as_ref().expect("creates and updates carry a body");
+                            s.upsert_mapping(&pair.name, &MappedRow {
+                                item_key: item.clone(),
+                                source_key: staged.source_key.clone(),
+                                target_id: applied.target_id,
+                                etag: applied.etag,
+                                hash: staged.hash.clone(),
+                                body: staged.body.clone(),
+                                zones: staged.zones.clone(),
+                                ends_at: staged.ends_at,
+                                dtstamp: now,
+                            })?;
+                            if matches!(w, Write::Create { .. }) {
+                                counts.created += 1;
+                            } else {
+                                counts.updated += 1;
+                            }
+                        }
+                        (_, Err(WriteError::Conflict)) => {
+                            counts.failed += 1;
+                            log::warn!(event = "write.conflict", pair = pair.name.as_str(), item = item.as_str();
+                                       "the target's event changed since calsync wrote it; not overwritten");
+                        }
+                        (_, Err(WriteError::Failed(e))) => {
+                            counts.failed += 1;
+                            log::error!(event = "write.failed", pair = pair.name.as_str(), item = item.as_str(),
+                                        exit_code = e.exit_code(); "{e}");
+                            if matches!(e, ProviderError::Auth { .. } | ProviderError::BreakerOpen { .. } | ProviderError::Interrupted) {
+                                fatal.get_or_insert(e);
+                            }
+                        }
+                    }
+                    s.clear_intent(&pair.name, item)?;
+                }
+                Ok(())
+            })?;
+            if let Some(p) = &progress {
+                p.inc(batch.len() as u64);
+            }
+            if let Some(e) = fatal {
+                return Err(e);
+            }
+        }
+        if let Some(p) = progress {
+            p.finish_and_clear();
+        }
+        Ok(false)
+    }
+}
+
+struct PassEnd {
+    exit_code: i32,
+    outcome: &'static str,
+    read_kind: ReadKind,
+    error: Option<String>,
+}
+
+fn outcome_of(code: i32) -> &'static str {
+    if code == exit::OK { "ok" } else { "failed" }
+}
+
+/// The staging row of one item to publish.
+fn staged(event: &crate::model::SourceEvent, item: policy::Publish) -> StagedItem {
+    let body = item.event.canonical_json();
+    StagedItem {
+        item_key: item.item.0,
+        source_key: event.key.0.clone(),
+        hash: hashing::sha256_hex(body.as_bytes()),
+        zones: zones_of(&item.event),
+        body,
+        ends_at: item.ends_at.map(|t| t.timestamp()),
+    }
+}
+
+/// The IANA zones an event uses, comma-separated and sorted.
+fn zones_of(event: &PublicEvent) -> String {
+    use crate::model::Moment;
+    let mut zones = std::collections::BTreeSet::new();
+    let mut add = |m: &Moment| {
+        if let Moment::Zoned(_, tz) = m {
+            zones.insert(tz.name());
+        }
+    };
+    add(&event.details.start);
+    event.details.end.iter().for_each(&mut add);
+    event.rdates.iter().for_each(&mut add);
+    event.exdates.iter().for_each(&mut add);
+    for o in &event.overrides {
+        add(&o.recurrence_id);
+        add(&o.details.start);
+        o.details.end.iter().for_each(&mut add);
+    }
+    zones.into_iter().collect::<Vec<_>>().join(",")
+}
+
+/// A progress bar on stderr, only when stderr is a terminal.
+fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if total == 0 || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_message("writing");
+    Some(bar)
+}
+
+/// The published set of a pair, read from the mapping.
+pub struct StoredPublished<'a> {
+    pub store: &'a Store,
+    pub pair: &'a str,
+}
+
+impl PublishedSet for StoredPublished<'_> {
+    fn zones(&self) -> Result<std::collections::BTreeSet<String>, ProviderError> {
+        Ok(self.store.mapped_zones(self.pair)?)
+    }
+
+    fn for_each(
+        &self,
+        f: &mut dyn FnMut(Published) -> Result<(), ProviderError>,
+    ) -> Result<(), ProviderError> {
+        self.store.for_each_mapped(self.pair, |row: MappedRow| {
+            let event: PublicEvent =
+                serde_json::from_str(&row.body).map_err(|e| ProviderError::Failed {
+                    what: format!("state file mapping {}", row.item_key),
+                    detail: e.to_string(),
+                })?;
+            f(Published {
+                event,
+                dtstamp: Utc
+                    .timestamp_opt(row.dtstamp, 0)
+                    .single()
+                    .unwrap_or_default(),
+                tag: hashing::item_tag(self.pair, &ItemKey(row.item_key)),
+            })
+        })
+    }
+}

@@ -1,0 +1,209 @@
+//! JSON lines for the log (`log` crate facade, our own small formatter).
+//!
+//! Every line carries `ts` (RFC 3339, UTC), `level`, `msg`, the run's `run_id` once one is
+//! set, and the record's key-values (`event`, `pair`, counts as numbers). `sync` and `cleanup`
+//! log to stdout (their output is the log); report commands log to stderr, so their stdout is
+//! only the report. `RUST_LOG` sets the level (`debug`, `calsync=debug`, …). Lines from other
+//! crates are shown from `warn` up only. Every string is passed through e-mail masking, a
+//! last safety net under the rule that nothing private is handed to the logger at all.
+
+use crate::mask::mask_emails;
+use log::kv::{Key, Value, VisitSource};
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
+
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+struct JsonLogger {
+    level: LevelFilter,
+    stream: Stream,
+    run_id: Mutex<Option<String>>,
+}
+
+static LOGGER: OnceLock<JsonLogger> = OnceLock::new();
+
+/// Installs the logger once per process; the level comes from `RUST_LOG` (default `info`).
+pub fn init(stream: Stream) {
+    let level = level_from_env(std::env::var("RUST_LOG").ok().as_deref());
+    let logger = LOGGER.get_or_init(|| JsonLogger {
+        level,
+        stream,
+        run_id: Mutex::new(None),
+    });
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+/// Every later line carries this run id.
+pub fn set_run_id(run_id: &str) {
+    if let Some(l) = LOGGER.get() {
+        *l.run_id.lock().expect("run id lock") = Some(run_id.to_string());
+    }
+}
+
+/// Reads `RUST_LOG`: a bare level, or `calsync=<level>` (which wins), comma-separated.
+pub fn level_from_env(value: Option<&str>) -> LevelFilter {
+    let Some(value) = value else {
+        return LevelFilter::Info;
+    };
+    let mut bare = None;
+    let mut ours = None;
+    for directive in value.split(',').map(str::trim) {
+        match directive.split_once('=') {
+            Some((module, level)) if module == "calsync" || module.starts_with("calsync::") => {
+                ours = level.parse().ok().or(ours);
+            }
+            Some(_) => {}
+            None => bare = directive.parse().ok().or(bare),
+        }
+    }
+    ours.or(bare).unwrap_or(LevelFilter::Info)
+}
+
+impl Log for JsonLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        let ours = metadata.target().starts_with("calsync");
+        metadata.level() <= self.level && (ours || metadata.level() <= Level::Warn)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let run_id = self.run_id.lock().expect("run id lock").clone();
+        let line = format_line(record, run_id.as_deref(), chrono::Utc::now());
+        let write = |mut out: Box<dyn Write>| {
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.flush();
+        };
+        match self.stream {
+            Stream::Stdout => write(Box::new(std::io::stdout().lock())),
+            Stream::Stderr => write(Box::new(std::io::stderr().lock())),
+        }
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// One record as one JSON line (with its newline).
+pub fn format_line(
+    record: &Record<'_>,
+    run_id: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let mut fields: Vec<(String, serde_json::Value)> = vec![
+        (
+            "ts".into(),
+            now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into(),
+        ),
+        (
+            "level".into(),
+            record.level().as_str().to_lowercase().into(),
+        ),
+        ("msg".into(), mask_emails(&record.args().to_string()).into()),
+    ];
+    if let Some(id) = run_id {
+        fields.push(("run_id".into(), id.into()));
+    }
+    let mut visitor = Collect(&mut fields);
+    let _ = record.key_values().visit(&mut visitor);
+    let mut line = String::with_capacity(256);
+    line.push('{');
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        line.push_str(&serde_json::to_string(k).expect("strings serialise"));
+        line.push(':');
+        line.push_str(&serde_json::to_string(v).expect("values serialise"));
+    }
+    line.push_str("}\n");
+    line
+}
+
+struct Collect<'a>(&'a mut Vec<(String, serde_json::Value)>);
+
+impl<'kvs> VisitSource<'kvs> for Collect<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        let v = if let Some(b) = value.to_bool() {
+            serde_json::Value::Bool(b)
+        } else if let Some(n) = value.to_u64() {
+            n.into()
+        } else if let Some(n) = value.to_i64() {
+            n.into()
+        } else if let Some(f) = value.to_f64() {
+            serde_json::Number::from_f64(f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null)
+        } else {
+            mask_emails(&value.to_string()).into()
+        };
+        let key = key.as_str().to_string();
+        // A key given twice keeps its last value (the run id may be passed explicitly).
+        self.0.retain(|(k, _)| *k != key);
+        self.0.push((key, v));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_log_directives() {
+        let cases: &[(Option<&str>, LevelFilter)] = &[
+            (None, LevelFilter::Info),
+            (Some("debug"), LevelFilter::Debug),
+            (Some("calsync=trace"), LevelFilter::Trace),
+            (Some("warn,calsync=debug"), LevelFilter::Debug),
+            (Some("hyper=trace"), LevelFilter::Info),
+            (Some("nonsense"), LevelFilter::Info),
+        ];
+        for (value, want) in cases {
+            assert_eq!(level_from_env(*value), *want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_line_is_json_with_numbers_as_numbers_and_addresses_masked() {
+        let kvs: &[(&str, Value<'_>)] = &[
+            ("event", Value::from("pair.finished")),
+            ("pair", Value::from("parish")),
+            ("created", Value::from(3u64)),
+            ("delta", Value::from(-2i64)),
+            ("mailbox", Value::from("office@example.org")),
+        ];
+        let record = Record::builder()
+            .args(format_args!("done for office@example.org"))
+            .level(Level::Info)
+            .target("calsync::engine")
+            .key_values(&kvs)
+            .build();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let line = format_line(&record, Some("r1"), now);
+        assert!(line.ends_with("}\n"));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["ts"], "2026-11-29T10:00:00.000Z");
+        assert_eq!(v["level"], "info");
+        assert_eq!(v["run_id"], "r1");
+        assert_eq!(v["event"], "pair.finished");
+        assert_eq!(v["created"], 3);
+        assert_eq!(v["delta"], -2);
+        assert_eq!(v["mailbox"], "o***@example.org");
+        assert_eq!(v["msg"], "done for o***@example.org");
+    }
+}

@@ -1,0 +1,398 @@
+//! HTTP for every remote provider, in one place: the client (reqwest blocking, rustls),
+//! timeouts, the retry policy, and the record of every attempt for the run's API metrics.
+//!
+//! Providers describe requests and read answers; they never loop. What is retried (DESIGN.md,
+//! Resilience): 5xx, 429, 423, 403 with a rate-limit reason, connection errors, timeouts and
+//! bodies cut short — up to `retries` times, exponential backoff from `backoff_ms` with full
+//! jitter, a `Retry-After` always honoured, and no retry that would end after the run's one
+//! deadline. Everything else is returned at once.
+
+mod retry;
+
+pub use retry::{RetryPolicy, backoff_delay, parse_retry_after};
+
+use crate::config::NetSettings;
+use crate::mask::mask_url;
+use crate::store::ApiCall;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One request, as a provider describes it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: reqwest::Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub auth: Auth,
+}
+
+/// How a request authenticates.
+#[derive(Clone, Default)]
+pub enum Auth {
+    #[default]
+    None,
+    Basic {
+        user: String,
+        password: String,
+    },
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Basic { .. } => f.write_str("Basic(***)"),
+            Auth::Bearer(_) => f.write_str("Bearer(***)"),
+        }
+    }
+}
+
+impl Request {
+    pub fn new(method: reqwest::Method, url: impl Into<String>) -> Self {
+        Request {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            auth: Auth::None,
+        }
+    }
+
+    pub fn get(url: impl Into<String>) -> Self {
+        Request::new(reqwest::Method::GET, url)
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+}
+
+/// A complete answer (the body was read to its end).
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Why a request did not get a usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// An answer whose status is not 2xx/3xx (after retries, when it was retryable).
+    #[error("{endpoint}: HTTP {status}{}", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    Status {
+        endpoint: String,
+        status: u16,
+        /// A short machine reason from the body when one is known (e.g. `rateLimitExceeded`).
+        reason: Option<String>,
+        response: Box<Response>,
+    },
+    /// No answer: connection refused or dropped, DNS, TLS, timeout, or a body cut short.
+    #[error("{endpoint}: {detail}")]
+    Transport { endpoint: String, detail: String },
+    /// The circuit breaker for the endpoint is open; it was not called.
+    #[error("{endpoint}: circuit breaker open, not called")]
+    BreakerOpen { endpoint: String },
+    /// The run was asked to stop before the request was sent.
+    #[error("{endpoint}: interrupted")]
+    Interrupted { endpoint: String },
+}
+
+impl NetError {
+    /// The endpoint (scheme://host:port) the error is about.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            NetError::Status { endpoint, .. }
+            | NetError::Transport { endpoint, .. }
+            | NetError::BreakerOpen { endpoint }
+            | NetError::Interrupted { endpoint } => endpoint,
+        }
+    }
+
+    /// A failure that retrying later may fix (exit 75 when it ends a read).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            NetError::Status { status, reason, .. } => {
+                retry::is_retryable_status(*status, reason.as_deref())
+            }
+            NetError::Transport { .. } => true,
+            NetError::BreakerOpen { .. } | NetError::Interrupted { .. } => false,
+        }
+    }
+
+    /// Credentials refused (401, or a 403 that is not a rate limit).
+    pub fn is_auth(&self) -> bool {
+        match self {
+            NetError::Status { status: 401, .. } => true,
+            NetError::Status {
+                status: 403,
+                reason,
+                ..
+            } => !retry::is_rate_limit_reason(reason.as_deref()),
+            _ => false,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            NetError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// The endpoint of a URL as the breaker and the metrics name it: `scheme://host:port`.
+pub fn endpoint_of(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}:{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port_or_known_default().unwrap_or(0)
+        ),
+        Err(_) => "invalid-url".to_string(),
+    }
+}
+
+/// The HTTP client of one run, shared by its providers (cheap to clone).
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::blocking::Client,
+    policy: RetryPolicy,
+    deadline: Instant,
+    calls: Arc<Mutex<Vec<ApiCall>>>,
+    /// Sleeps between retries; replaced in tests so they need not wait.
+    sleeper: Arc<dyn Fn(Duration) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl Http {
+    /// A client for one run, with the run's deadline starting now.
+    ///
+    /// # Errors
+    /// When the TLS stack cannot be set up.
+    pub fn new(net: &NetSettings) -> Result<Http, String> {
+        let timeout = Duration::from_secs(net.timeout_seconds);
+        let client = reqwest::blocking::Client::builder()
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(net.concurrency.max(4))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        Ok(Http {
+            client,
+            policy: RetryPolicy {
+                retries: net.retries,
+                backoff: Duration::from_millis(net.backoff_ms),
+            },
+            deadline: Instant::now() + Duration::from_secs(net.deadline_seconds),
+            calls: Arc::new(Mutex::new(Vec::new())),
+            sleeper: Arc::new(std::thread::sleep),
+        })
+    }
+
+    /// Replaces how the client waits between retries (tests record instead of sleeping).
+    pub fn with_sleeper(mut self, sleeper: Arc<dyn Fn(Duration) + Send + Sync>) -> Self {
+        self.sleeper = sleeper;
+        self
+    }
+
+    /// Every attempt made so far (drained: each call is returned once).
+    pub fn take_calls(&self) -> Vec<ApiCall> {
+        std::mem::take(&mut *self.calls.lock().expect("metrics lock"))
+    }
+
+    /// Sends a request, retrying per the policy, and reads the whole answer.
+    ///
+    /// # Errors
+    /// [`NetError`] once retrying is over or not allowed.
+    pub fn send(&self, req: &Request) -> Result<Response, NetError> {
+        let endpoint = endpoint_of(&req.url);
+        let mut attempt: u32 = 0;
+        loop {
+            if crate::interrupt::requested() {
+                return Err(NetError::Interrupted { endpoint });
+            }
+            attempt += 1;
+            let started = Instant::now();
+            let result = self.attempt(req, &endpoint);
+            let latency = started.elapsed();
+            self.record(&endpoint, req, &result, attempt, latency);
+            let retry_after = match &result {
+                Ok(_) => return result,
+                Err(e) if !e.is_transient() => return result,
+                Err(NetError::Status { response, .. }) => response
+                    .header("retry-after")
+                    .and_then(|v| parse_retry_after(v, chrono::Utc::now())),
+                Err(_) => None,
+            };
+            if attempt > self.policy.retries {
+                return result;
+            }
+            let wait = retry_after.unwrap_or_else(|| backoff_delay(&self.policy, attempt));
+            if Instant::now() + wait > self.deadline {
+                log::warn!(
+                    event = "http.deadline",
+                    endpoint = endpoint.as_str(),
+                    wait_ms = wait.as_millis() as u64;
+                    "not retrying: the run's deadline would pass"
+                );
+                return result;
+            }
+            log::info!(
+                event = "http.retry",
+                endpoint = endpoint.as_str(),
+                method = req.method.as_str(),
+                attempt = attempt,
+                wait_ms = wait.as_millis() as u64,
+                status = result.as_ref().err().and_then(NetError::status).unwrap_or(0);
+                "retrying after a transient failure"
+            );
+            (self.sleeper)(wait);
+        }
+    }
+
+    fn attempt(&self, req: &Request, endpoint: &str) -> Result<Response, NetError> {
+        let mut builder = self.client.request(req.method.clone(), &req.url);
+        for (name, value) in &req.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder = match &req.auth {
+            Auth::None => builder,
+            Auth::Basic { user, password } => builder.basic_auth(user, Some(password)),
+            Auth::Bearer(token) => builder.bearer_auth(token),
+        };
+        if let Some(body) = &req.body {
+            builder = builder.body(body.clone());
+        }
+        let transport = |e: reqwest::Error| NetError::Transport {
+            endpoint: endpoint.to_string(),
+            detail: describe_transport_error(&e),
+        };
+        let resp = builder.send().map_err(transport)?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let expected_len = resp.content_length();
+        let body = resp.bytes().map_err(|e| NetError::Transport {
+            endpoint: endpoint.to_string(),
+            detail: format!("the answer was cut short: {}", describe_transport_error(&e)),
+        })?;
+        if let Some(len) = expected_len
+            && (body.len() as u64) < len
+        {
+            return Err(NetError::Transport {
+                endpoint: endpoint.to_string(),
+                detail: format!("the answer was cut short: {} of {len} bytes", body.len()),
+            });
+        }
+        let response = Response {
+            status,
+            headers,
+            body: body.to_vec(),
+        };
+        if status >= 400 {
+            let reason = retry::reason_of(&response.body);
+            return Err(NetError::Status {
+                endpoint: endpoint.to_string(),
+                status,
+                reason,
+                response: Box::new(response),
+            });
+        }
+        Ok(response)
+    }
+
+    fn record(
+        &self,
+        endpoint: &str,
+        req: &Request,
+        result: &Result<Response, NetError>,
+        attempt: u32,
+        latency: Duration,
+    ) {
+        let status = match result {
+            Ok(r) => r.status,
+            Err(e) => e.status().unwrap_or(0),
+        };
+        log::debug!(
+            event = "http.request",
+            method = req.method.as_str(),
+            url = mask_url(&req.url).as_str(),
+            status = status,
+            attempt = attempt,
+            latency_ms = latency.as_millis() as u64;
+            "HTTP request"
+        );
+        let call = ApiCall {
+            endpoint: endpoint.to_string(),
+            method: req.method.to_string(),
+            status,
+            attempt,
+            latency_ms: latency.as_millis() as i64,
+            at: chrono::Utc::now().timestamp_millis(),
+        };
+        self.calls.lock().expect("metrics lock").push(call);
+    }
+}
+
+/// A transport error in one line, without URLs (they can carry mailbox addresses).
+fn describe_transport_error(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "error reading the answer"
+    } else if e.is_redirect() {
+        "too many redirects"
+    } else {
+        "request failed"
+    };
+    let mut detail = kind.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !detail.contains(&text) {
+            detail.push_str(": ");
+            detail.push_str(&text);
+        }
+        source = s.source();
+    }
+    detail
+}

@@ -1,0 +1,269 @@
+//! Providers turn remote calendars into the common model, behind two small traits: a
+//! [`Source`] reads changes, a [`Target`] applies writes. The engine knows nothing else of
+//! them. Shared helpers for providers live here and in `net`; a provider file holds only what
+//! is particular to its API.
+
+pub mod ics;
+
+use crate::config::{Endpoint, Settings};
+use crate::model::{ItemKey, PublicEvent, SourceEvent, SourceKey};
+use crate::net::{Http, NetError};
+use crate::plan::ReadKind;
+use crate::store::StoreError;
+
+/// Why a provider could not do what was asked. Each variant maps to one exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Credentials were refused, or the calendar is not shared with them (77).
+    #[error("{endpoint}: credentials refused: {detail}")]
+    Auth { endpoint: String, detail: String },
+    /// A failure retrying later may fix: connection, timeout, 5xx, 429, a body cut short (75).
+    #[error("{endpoint}: {detail}")]
+    Transient { endpoint: String, detail: String },
+    /// A failure retrying cannot fix: a file missing, an unparsable feed, another 4xx (1).
+    #[error("{what}: {detail}")]
+    Failed { what: String, detail: String },
+    /// The endpoint's circuit breaker is open (69).
+    #[error("{endpoint}: circuit breaker open")]
+    BreakerOpen { endpoint: String },
+    /// The configuration cannot work with this provider (78), e.g. an ambiguous calendar name
+    /// or a provider this build does not have.
+    #[error("{0}")]
+    Config(String),
+    /// The run was asked to stop.
+    #[error("interrupted")]
+    Interrupted,
+    /// The state file failed underneath.
+    #[error(transparent)]
+    State(#[from] StoreError),
+}
+
+impl ProviderError {
+    /// The exit code this error ends a pair's run with.
+    pub fn exit_code(&self) -> i32 {
+        use crate::exit;
+        match self {
+            ProviderError::Auth { .. } => exit::NOPERM,
+            ProviderError::Transient { .. } => exit::TEMPFAIL,
+            ProviderError::Failed { .. } => exit::FAILED,
+            ProviderError::BreakerOpen { .. } => exit::UNAVAILABLE,
+            ProviderError::Config(_) => exit::CONFIG,
+            ProviderError::Interrupted => match crate::interrupt::signal() {
+                2 => exit::INTERRUPTED,
+                _ => exit::TERMINATED,
+            },
+            ProviderError::State(StoreError::Locked { .. }) => exit::TEMPFAIL,
+            ProviderError::State(StoreError::Unusable { .. }) => exit::CONFIG,
+            ProviderError::State(_) => exit::TEMPFAIL,
+        }
+    }
+
+    /// A failure at the remote's end, for classifying what `net` returned.
+    pub fn from_net(e: NetError, what: &str) -> ProviderError {
+        if e.is_auth() {
+            return ProviderError::Auth {
+                endpoint: e.endpoint().to_string(),
+                detail: format!("{what}: {e}"),
+            };
+        }
+        match e {
+            NetError::BreakerOpen { endpoint } => ProviderError::BreakerOpen { endpoint },
+            NetError::Interrupted { .. } => ProviderError::Interrupted,
+            e if e.is_transient() => ProviderError::Transient {
+                endpoint: e.endpoint().to_string(),
+                detail: format!("{what}: {e}"),
+            },
+            e => ProviderError::Failed {
+                what: what.to_string(),
+                detail: e.to_string(),
+            },
+        }
+    }
+}
+
+/// One page of what a source read: changed or listed items, removed keys, and items it could
+/// not read (named by key only).
+#[derive(Debug, Default)]
+pub struct SourcePage {
+    pub events: Vec<SourceEvent>,
+    pub removed: Vec<SourceKey>,
+    pub skipped: Vec<(Option<SourceKey>, String)>,
+}
+
+/// How a read ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadEnd {
+    pub kind: ReadKind,
+    /// The cursor to store once the read's changes are applied (`None`: keep none).
+    pub cursor: Option<String>,
+}
+
+/// Where a source hands each page (the engine stages it).
+pub type PageSink<'a> = dyn FnMut(SourcePage) -> Result<(), ProviderError> + 'a;
+
+/// A calendar calsync reads.
+pub trait Source {
+    /// Reads what changed since `cursor` (everything when `None`, or when the cursor has
+    /// expired — then the end says `Full`), handing items to `sink` a page at a time.
+    ///
+    /// A read that fails or is cut short must return an error, never a shorter listing: the
+    /// engine deletes nothing after a failed read.
+    ///
+    /// # Errors
+    /// [`ProviderError`] classified by cause.
+    fn read(
+        &mut self,
+        cursor: Option<&str>,
+        sink: &mut PageSink<'_>,
+    ) -> Result<ReadEnd, ProviderError>;
+}
+
+/// One write to a target.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Create {
+        item: ItemKey,
+        event: PublicEvent,
+        tag: String,
+        dtstamp: chrono::DateTime<chrono::Utc>,
+    },
+    Update {
+        item: ItemKey,
+        target_id: String,
+        etag: Option<String>,
+        event: PublicEvent,
+        tag: String,
+        dtstamp: chrono::DateTime<chrono::Utc>,
+    },
+    Delete {
+        item: ItemKey,
+        target_id: String,
+        etag: Option<String>,
+    },
+}
+
+impl Write {
+    pub fn item(&self) -> &ItemKey {
+        match self {
+            Write::Create { item, .. }
+            | Write::Update { item, .. }
+            | Write::Delete { item, .. } => item,
+        }
+    }
+}
+
+/// A write that took effect: the target's id and version of the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub target_id: String,
+    pub etag: Option<String>,
+}
+
+/// Why one write did not take effect.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The target's event changed since calsync last wrote it (a precondition failed): it is
+    /// not overwritten blindly.
+    #[error("changed in the target since calsync wrote it")]
+    Conflict,
+    #[error(transparent)]
+    Failed(#[from] ProviderError),
+}
+
+/// An event in a target that carries calsync's tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedEvent {
+    pub target_id: String,
+    pub tag: String,
+    pub etag: Option<String>,
+    /// What the target holds, read back into the published shape.
+    pub event: PublicEvent,
+}
+
+/// Every item published for a pair, for targets that write themselves whole (an .ics file).
+pub trait PublishedSet {
+    /// The IANA zones the items use.
+    ///
+    /// # Errors
+    /// State file failures.
+    fn zones(&self) -> Result<std::collections::BTreeSet<String>, ProviderError>;
+
+    /// Calls `f` with every item, ordered by item key.
+    ///
+    /// # Errors
+    /// State file failures, or what `f` returns.
+    fn for_each(
+        &self,
+        f: &mut dyn FnMut(crate::ical::Published) -> Result<(), ProviderError>,
+    ) -> Result<(), ProviderError>;
+}
+
+/// A calendar calsync writes.
+pub trait Target {
+    /// Checks the target can be written (resolves the calendar, checks access).
+    ///
+    /// # Errors
+    /// [`ProviderError`] classified by cause.
+    fn prepare(&mut self) -> Result<(), ProviderError>;
+
+    /// Applies writes; one result per write, in order. May run them concurrently.
+    fn apply(&mut self, writes: &[Write]) -> Vec<Result<Applied, WriteError>>;
+
+    /// After every batch of a run that wrote or might need to (re)write: a target that is one
+    /// file writes itself here from the whole published set. Others do nothing.
+    ///
+    /// # Errors
+    /// [`ProviderError`] classified by cause.
+    fn finish(
+        &mut self,
+        _published: &dyn PublishedSet,
+        _dry_run: bool,
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// The events in the target that carry calsync's tag.
+    ///
+    /// # Errors
+    /// [`ProviderError`] classified by cause.
+    fn list_owned(&mut self) -> Result<Vec<OwnedEvent>, ProviderError>;
+}
+
+/// What a provider is built with.
+pub struct Context<'a> {
+    pub settings: &'a Settings,
+    pub pair: &'a crate::config::Pair,
+    pub http: &'a Http,
+}
+
+/// Builds the source of a pair.
+///
+/// # Errors
+/// [`ProviderError::Config`] for a kind this build cannot read yet.
+pub fn build_source(ctx: &Context<'_>) -> Result<Box<dyn Source>, ProviderError> {
+    match &ctx.pair.source {
+        Endpoint::Ics(s) => Ok(Box::new(ics::IcsSource::new(s.clone(), ctx.http.clone()))),
+        other => Err(not_built(ctx, other, "source")),
+    }
+}
+
+/// Builds the target of a pair.
+///
+/// # Errors
+/// [`ProviderError::Config`] for a kind this build cannot write yet.
+pub fn build_target(ctx: &Context<'_>) -> Result<Box<dyn Target>, ProviderError> {
+    match &ctx.pair.target {
+        Endpoint::Ics(s) => Ok(Box::new(ics::IcsTarget::new(s.clone(), &ctx.pair.name)?)),
+        other => Err(not_built(ctx, other, "target")),
+    }
+}
+
+fn not_built(ctx: &Context<'_>, endpoint: &Endpoint, side: &str) -> ProviderError {
+    ProviderError::Config(format!(
+        "{}: pair '{}': the {} provider '{}' is not available in this build of calsync",
+        ctx.settings.path.display(),
+        ctx.pair.name,
+        side,
+        endpoint.kind()
+    ))
+}
