@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The one test command of calsync: scripts/test.sh [cargo test arguments...]
+#
+# The CalDAV tests run against a real Radicale, pinned below. This script installs it into
+# .venv-test/ in the repository root (once: a venv that already holds the pinned version is
+# kept), points the tests at it through CALSYNC_TEST_RADICALE and runs `cargo test --locked`
+# with the arguments given, e.g. `scripts/test.sh --test testkit`.
+# Needs only Rust, Python 3 and pip (pip's own configuration, such as a local wheel folder,
+# is used as it stands). PYTHON overrides the interpreter that creates the venv.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+RADICALE_VERSION="3.9.0"
+VENV="$PWD/.venv-test"
+PY="${PYTHON:-python3}"
+
+radicale_is_pinned() {
+  # Runs the installed entry point itself, so a venv whose scripts point at a moved or
+  # removed interpreter counts as broken and is made anew.
+  [ -x "$VENV/bin/radicale" ] \
+    && [ "$("$VENV/bin/radicale" --version 2>/dev/null)" = "$RADICALE_VERSION" ]
+}
+
+if ! radicale_is_pinned; then
+  echo "test.sh: installing radicale==$RADICALE_VERSION into $VENV" >&2
+  rm -rf "$VENV"
+  if "$PY" -m venv "$VENV" 2>/dev/null; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "radicale==$RADICALE_VERSION"
+  else
+    # Debian's python3 without python3-venv has no ensurepip: make the venv bare and let the
+    # system's pip install into it (pip >= 22.3 knows --python).
+    rm -rf "$VENV"
+    "$PY" -m venv --without-pip "$VENV"
+    "$PY" -m pip --python "$VENV/bin/python" install --quiet --disable-pip-version-check \
+      "radicale==$RADICALE_VERSION"
+  fi
+  radicale_is_pinned || {
+    echo "test.sh: $VENV/bin/radicale does not report version $RADICALE_VERSION" >&2
+    exit 1
+  }
+fi
+
+export CALSYNC_TEST_RADICALE="$VENV/bin/radicale"
+exec cargo test --locked "$@"
