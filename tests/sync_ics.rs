@@ -401,7 +401,8 @@ fn deleting_a_few_passes_the_guard() {
 #[test]
 fn failed_or_cut_short_reads_delete_nothing() {
     let body = many_events();
-    let cases: Vec<(&str, Box<dyn Fn(&Request) -> Response + Send + Sync>, i32)> = vec![
+    type Handler = Box<dyn Fn(&Request) -> Response + Send + Sync>;
+    let cases: Vec<(&str, Handler, i32)> = vec![
         (
             "HTTP 500",
             Box::new(|_: &Request| Response::text(500, "oops")),

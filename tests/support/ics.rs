@@ -3,12 +3,15 @@
 
 use chrono::{Duration, NaiveDate, Utc};
 
+/// One property: `(NAME, [(PARAM, value)], value)`.
+pub type Prop = (String, Vec<(String, String)>, String);
+
 /// One component (VEVENT, VTIMEZONE…) as the independent parser read it.
 #[derive(Debug, Clone)]
 pub struct Component {
     pub name: String,
-    /// `(NAME, [(PARAM, value)], value)` in file order, TEXT unescaped.
-    pub props: Vec<(String, Vec<(String, String)>, String)>,
+    /// In file order, TEXT unescaped.
+    pub props: Vec<Prop>,
     pub children: Vec<Component>,
 }
 
