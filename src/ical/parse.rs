@@ -973,4 +973,63 @@ mod tests {
             "2026-12-14T19:00:00[Europe/Berlin]"
         );
     }
+
+    #[test]
+    fn demo_series_keeps_local_time_across_dst_and_drops_exdates() {
+        use crate::recurrence::instances;
+        let demo = parse_feed(DEMO).unwrap();
+        let choir = event(&demo, "choir-rehearsal-2026@st-martin.example.org");
+        let utc = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        let all = instances(
+            &choir.main.start,
+            &choir.main.effective_end(),
+            choir.recurrence.as_ref().unwrap(),
+            utc("2026-11-29T00:00:00Z"),
+            utc("2027-11-29T00:00:00Z"),
+            1000,
+        )
+        .unwrap();
+        let starts: Vec<String> = all.iter().map(|i| i.start.to_string()).collect();
+        // Thursdays 3 Dec 2026 .. 24 Jun 2027 (UNTIL inclusive) without 24 and 31 Dec.
+        assert_eq!(starts.len(), 30 - 2);
+        assert_eq!(
+            starts.first().unwrap(),
+            "2026-12-03T19:00:00[Europe/Berlin]"
+        );
+        assert_eq!(starts.last().unwrap(), "2027-06-24T19:00:00[Europe/Berlin]");
+        assert!(
+            !starts
+                .iter()
+                .any(|s| s.starts_with("2026-12-24") || s.starts_with("2026-12-31"))
+        );
+        let around_dst: Vec<(String, String)> = all
+            .iter()
+            .filter(|i| {
+                i.start.naive().date().to_string().starts_with("2027-03-25")
+                    || i.start.naive().date().to_string().starts_with("2027-04-01")
+            })
+            .map(|i| (i.start.to_string(), i.start.to_utc().to_rfc3339()))
+            .collect();
+        assert_eq!(
+            around_dst,
+            vec![
+                (
+                    "2027-03-25T19:00:00[Europe/Berlin]".to_string(),
+                    "2027-03-25T18:00:00+00:00".to_string()
+                ),
+                (
+                    "2027-04-01T19:00:00[Europe/Berlin]".to_string(),
+                    "2027-04-01T17:00:00+00:00".to_string()
+                ),
+            ]
+        );
+        // Each override names an instance of the series.
+        for o in &choir.overrides {
+            assert!(all.iter().any(|i| i.recurrence_id == o.recurrence_id));
+        }
+    }
 }

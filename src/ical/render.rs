@@ -360,6 +360,8 @@ mod tests {
     const UNICODE: &[u8] = include_bytes!("../../tests/fixtures/folding-unicode.ics");
     const GOOGLE: &[u8] = include_bytes!("../../tests/fixtures/google-export.ics");
     const OUTLOOK: &[u8] = include_bytes!("../../tests/fixtures/outlook-export.ics");
+    const OUTLOOK_NAMES: &[u8] = include_bytes!("../../tests/fixtures/outlook-display-names.ics");
+    const BARE_LF: &[u8] = include_bytes!("../../tests/fixtures/bare-lf.ics");
 
     fn public_details(d: &crate::model::Details) -> PublicDetails {
         PublicDetails {
@@ -553,44 +555,57 @@ mod tests {
 
     #[test]
     fn text_round_trips_through_an_independent_parser() {
-        let items = items(UNICODE);
-        let text = render(&items, None);
-        let unfolded = icalendar::parser::unfold(&text);
-        let cal = icalendar::parser::read_calendar(&unfolded).unwrap();
-        let events: Vec<_> = cal
-            .components
-            .iter()
-            .filter(|c| c.name == "VEVENT")
-            .collect();
-        assert_eq!(events.len(), items.len());
-        for (event, item) in events.iter().zip(&items) {
-            let d = &item.event.details;
-            let prop = |name: &str| event.find_prop(name).map(|p| p.val.as_str().to_string());
-            assert_eq!(prop("SUMMARY").as_deref(), Some(d.title.as_str()));
-            assert_eq!(prop("LOCATION"), d.location);
-            assert_eq!(prop("DESCRIPTION"), d.description);
-            assert_eq!(prop("UID").as_deref(), Some(item.event.uid.as_str()));
-            // CATEGORIES is a list: the parser leaves it escaped; split on unescaped commas.
-            let categories = prop("CATEGORIES")
-                .map(|raw| split_list(&raw))
-                .unwrap_or_default();
-            assert_eq!(categories, d.categories);
+        for bytes in [UNICODE, DEMO, GOOGLE, OUTLOOK, OUTLOOK_NAMES, BARE_LF] {
+            let items = items(bytes);
+            let text = render(&items, None);
+            let unfolded = icalendar::parser::unfold(&text);
+            let cal = icalendar::parser::read_calendar(&unfolded).unwrap();
+            // Masters and overrides, in the order written, against the model's.
+            let written: Vec<_> = cal
+                .components
+                .iter()
+                .filter(|c| c.name == "VEVENT")
+                .collect();
+            let expected: Vec<(&str, &PublicDetails)> = items
+                .iter()
+                .flat_map(|i| {
+                    std::iter::once((i.event.uid.as_str(), &i.event.details)).chain(
+                        i.event
+                            .overrides
+                            .iter()
+                            .map(|o| (i.event.uid.as_str(), &o.details)),
+                    )
+                })
+                .collect();
+            assert_eq!(written.len(), expected.len());
+            for (event, (uid, d)) in written.iter().zip(expected) {
+                let prop = |name: &str| event.find_prop(name).map(|p| p.val.as_str().to_string());
+                assert_eq!(prop("SUMMARY").as_deref(), Some(d.title.as_str()));
+                assert_eq!(prop("LOCATION"), d.location);
+                assert_eq!(prop("DESCRIPTION"), d.description);
+                assert_eq!(prop("UID").as_deref(), Some(uid));
+                // CATEGORIES is a list: the parser leaves it escaped; split on unescaped commas.
+                let categories = prop("CATEGORIES")
+                    .map(|raw| split_list(&raw))
+                    .unwrap_or_default();
+                assert_eq!(categories, d.categories);
+            }
+            // And our own reader gets the same events back.
+            let back = parse_feed(text.as_bytes()).unwrap();
+            let again: Vec<Published> = back
+                .events
+                .iter()
+                .zip(&items)
+                .map(|(e, i)| Published {
+                    event: PublicEvent {
+                        uid: i.event.uid.clone(),
+                        ..published(e, 0).event
+                    },
+                    ..i.clone()
+                })
+                .collect();
+            assert_eq!(again, items);
         }
-        // And our own reader gets the same events back.
-        let back = parse_feed(text.as_bytes()).unwrap();
-        let again: Vec<Published> = back
-            .events
-            .iter()
-            .zip(&items)
-            .map(|(e, i)| Published {
-                event: PublicEvent {
-                    uid: i.event.uid.clone(),
-                    ..published(e, 0).event
-                },
-                ..i.clone()
-            })
-            .collect();
-        assert_eq!(again, items);
     }
 
     /// RFC 5545 TEXT list: split on commas not escaped, then unescape.
