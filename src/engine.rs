@@ -570,23 +570,11 @@ fn staged(event: &crate::model::SourceEvent, item: policy::Publish) -> StagedIte
 
 /// The IANA zones an event uses, comma-separated and sorted.
 fn zones_of(event: &PublicEvent) -> String {
-    use crate::model::Moment;
-    let mut zones = std::collections::BTreeSet::new();
-    let mut add = |m: &Moment| {
-        if let Moment::Zoned(_, tz) = m {
-            zones.insert(tz.name());
-        }
-    };
-    add(&event.details.start);
-    event.details.end.iter().for_each(&mut add);
-    event.rdates.iter().for_each(&mut add);
-    event.exdates.iter().for_each(&mut add);
-    for o in &event.overrides {
-        add(&o.recurrence_id);
-        add(&o.details.start);
-        o.details.end.iter().for_each(&mut add);
-    }
-    zones.into_iter().collect::<Vec<_>>().join(",")
+    let names: std::collections::BTreeSet<&str> = crate::ical::zones_of(event)
+        .iter()
+        .map(|tz| tz.name())
+        .collect();
+    names.into_iter().collect::<Vec<_>>().join(",")
 }
 
 /// A progress bar on stderr, only when stderr is a terminal.

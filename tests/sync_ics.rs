@@ -485,3 +485,61 @@ fn a_transient_failure_is_retried() {
     assert_eq!(server.count(), 2);
     assert_eq!(run.event("sync.finished").num("created"), 14);
 }
+
+/// The README's first command on the bundled demo, in a copy of `examples/`.
+#[test]
+fn the_bundled_demo_publishes_only_what_is_public() {
+    let cli = Cli::new();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    cli.write(
+        "demo.toml",
+        std::fs::read(examples.join("demo.toml")).unwrap(),
+    );
+    cli.write(
+        "demo-source.ics",
+        std::fs::read(examples.join("demo-source.ics")).unwrap(),
+    );
+    std::fs::create_dir_all(cli.path("out")).unwrap();
+    let config = cli.path("demo.toml");
+    let run = cli.run_raw(&["--config", config.to_str().unwrap(), "sync"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let text = cli.read("out/public.ics");
+    let cal = ics::parse(&text);
+    assert!(cal.masters().len() >= 5, "{:?}", cal.summaries());
+    let source = std::fs::read_to_string(examples.join("demo-source.ics")).unwrap();
+    for title in [
+        "Salary review with J. Doe",
+        "Counselling session K. Miller",
+        "Staff room: Secret Santa draw",
+        "Doctor appointment P. Novak",
+        "Choir board: disciplinary talk with M. Weber",
+    ] {
+        assert!(
+            source.contains(title.split(':').next().unwrap()),
+            "fixture changed: {title}"
+        );
+        assert!(
+            !text.contains(title) && !run.all_output().contains(title),
+            "{title} leaked"
+        );
+    }
+    for leak in [
+        "zoom.us",
+        "teams.microsoft.com",
+        "246810",
+        "ATTENDEE",
+        "ORGANIZER",
+        "VALARM",
+    ] {
+        assert!(
+            !text.contains(leak),
+            "{leak} leaked into the demo's public calendar"
+        );
+    }
+    assert!(
+        run.event("target.written")
+            .str("path")
+            .unwrap()
+            .ends_with("public.ics")
+    );
+}

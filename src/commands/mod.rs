@@ -55,6 +55,9 @@ impl Session {
     /// # Errors
     /// Config (78), unknown pair (64), locked (75), unusable state (78).
     pub fn open(global: &GlobalArgs) -> Result<(Session, Vec<String>), Error> {
+        // Named first, so every line of the run carries the id, errors included.
+        let run_id = new_run_id();
+        logging::set_run_id(&run_id);
         let settings = config::load(
             &global.config,
             global.state.as_deref(),
@@ -76,8 +79,6 @@ impl Session {
                        "created a new audit key beside the state file; keep a copy, or set audit_key_file");
         }
         let http = Http::new(&settings.net).map_err(Error::Setup)?;
-        let run_id = new_run_id();
-        logging::set_run_id(&run_id);
         Ok((
             Session {
                 settings,

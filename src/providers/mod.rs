@@ -176,6 +176,10 @@ pub struct OwnedEvent {
     pub target_id: String,
     pub tag: String,
     pub etag: Option<String>,
+    /// `CLASS` of the master and each override, as the target holds them.
+    pub classes: Vec<Option<String>>,
+    /// Properties calsync never writes that the target's event carries (ATTENDEE, VALARM…).
+    pub foreign: Vec<String>,
     /// What the target holds, read back into the published shape.
     pub event: PublicEvent,
 }
