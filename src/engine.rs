@@ -23,8 +23,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use std::collections::BTreeMap;
 
 /// Writes prepared and recorded together: one intent transaction before, one outcome
-/// transaction after.
-const BATCH: usize = 64;
+/// transaction after. Large enough that the pause between batches (the last writes of one
+/// finishing before the next starts) is rare; small enough that an interrupted run stops soon.
+const BATCH: usize = 128;
 
 /// How a pass was asked to run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -209,6 +210,7 @@ impl Engine<'_> {
             settings: self.settings,
             pair,
             http: self.http,
+            store: self.store,
         };
         let mut source = providers::build_source(&ctx)?;
         let mut target = providers::build_target(&ctx)?;

@@ -238,6 +238,8 @@ pub struct Context<'a> {
     pub settings: &'a Settings,
     pub pair: &'a crate::config::Pair,
     pub http: &'a Http,
+    /// For caches that span runs (resolved calendar URLs/ids, access tokens).
+    pub store: &'a crate::store::Store,
 }
 
 /// Builds the source of a pair.
