@@ -3,6 +3,7 @@
 //! them. Shared helpers for providers live here and in `net`; a provider file holds only what
 //! is particular to its API.
 
+pub mod caldav;
 pub mod ics;
 
 use crate::config::{Endpoint, Settings};
@@ -249,6 +250,11 @@ pub struct Context<'a> {
 pub fn build_source(ctx: &Context<'_>) -> Result<Box<dyn Source>, ProviderError> {
     match &ctx.pair.source {
         Endpoint::Ics(s) => Ok(Box::new(ics::IcsSource::new(s.clone(), ctx.http.clone()))),
+        Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavSource::new(
+            s,
+            ctx.http.clone(),
+            ctx.store,
+        )?)),
         other => Err(not_built(ctx, other, "source")),
     }
 }
@@ -260,6 +266,12 @@ pub fn build_source(ctx: &Context<'_>) -> Result<Box<dyn Source>, ProviderError>
 pub fn build_target(ctx: &Context<'_>) -> Result<Box<dyn Target>, ProviderError> {
     match &ctx.pair.target {
         Endpoint::Ics(s) => Ok(Box::new(ics::IcsTarget::new(s.clone(), &ctx.pair.name)?)),
+        Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavTarget::new(
+            s,
+            ctx.http.clone(),
+            ctx.store,
+            &ctx.pair.name,
+        )?)),
         other => Err(not_built(ctx, other, "target")),
     }
 }

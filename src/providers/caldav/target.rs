@@ -1,0 +1,430 @@
+//! CalDAV as a target. Each published item is one resource, named from (pair, item key) by
+//! `hashing::resource_name`, holding `ical::render_resource` (derived UID, `CLASS:PUBLIC`,
+//! `X-CALSYNC-TAG`).
+//!
+//! Every write is conditional, so nothing is overwritten blindly and nothing is created
+//! twice: a create is `PUT If-None-Match: *`, an update `PUT If-Match: <etag>`, a delete
+//! `DELETE If-Match: <etag>`. A failed precondition (412) is settled by reading the resource:
+//! - create, and the resource exists: a run that crashed or lost the answer made it. Ours
+//!   (our tag) → done, rewritten with `If-Match` when its content differs; not ours →
+//!   conflict.
+//! - update, and the etag moved: ours and already what we want → done; else someone changed
+//!   it → conflict, left as it is. Gone → created again.
+//! - delete, and the etag moved: gone → done; ours and still holding only what calsync writes
+//!   → deleted with its new etag; else conflict.
+//!
+//! calsync touches only resources under the names it derives, and of those only the ones
+//! carrying its tag. A batch of writes runs with `concurrency` requests in flight.
+
+use super::xml;
+use super::{Collection, Dav};
+use crate::config::CaldavSettings;
+use crate::ical::{Published, ReadBack};
+use crate::mask::mask_url;
+use crate::model::{ItemKey, PublicEvent};
+use crate::net::{Http, NetError};
+use crate::providers::{Applied, OwnedEvent, ProviderError, Target, Write, WriteError};
+use crate::store::Store;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// What a conditional request came to.
+enum Cond<T> {
+    Done(T),
+    /// 412: the precondition failed.
+    Failed,
+    /// 404: there is nothing at that URL.
+    Missing,
+}
+
+/// How a PUT is made conditional.
+#[derive(Clone, Copy)]
+enum Precondition<'a> {
+    /// `If-None-Match: *`: only if nothing is there.
+    Absent,
+    /// `If-Match: <etag>`: only if it is still that version.
+    Matches(&'a str),
+}
+
+/// A resource as read back.
+struct Found {
+    etag: Option<String>,
+    /// The one item it holds, when it holds exactly one that can be read.
+    item: Option<ReadBack>,
+}
+
+impl Found {
+    fn is_ours(&self, tag: &str) -> bool {
+        self.item.as_ref().and_then(|i| i.tag.as_deref()) == Some(tag)
+    }
+
+    /// It holds nothing calsync would not write: every CLASS public, no attendee, organizer,
+    /// alarm or attachment.
+    fn is_pristine(&self) -> bool {
+        self.item.as_ref().is_some_and(|i| {
+            i.foreign.is_empty()
+                && i.classes.iter().all(|c| {
+                    c.as_deref()
+                        .is_some_and(|c| c.eq_ignore_ascii_case("PUBLIC"))
+                })
+        })
+    }
+
+    /// It is pristine and publishes exactly `event`.
+    fn holds(&self, event: &PublicEvent) -> bool {
+        self.is_pristine() && self.item.as_ref().is_some_and(|i| i.event == *event)
+    }
+}
+
+/// A calendar collection written as a target.
+pub struct CaldavTarget {
+    dav: Dav,
+    collection: Collection,
+    pair: String,
+    concurrency: usize,
+}
+
+impl CaldavTarget {
+    /// Resolves the collection (cached for an hour in the state file).
+    ///
+    /// # Errors
+    /// Discovery's errors, by cause.
+    pub fn new(
+        settings: &CaldavSettings,
+        http: Http,
+        store: &Store,
+        pair: &str,
+    ) -> Result<Self, ProviderError> {
+        let dav = Dav::new(settings, http);
+        let collection = super::resolve(settings, &dav, store)?;
+        Ok(CaldavTarget {
+            dav,
+            collection,
+            pair: pair.to_string(),
+            concurrency: settings.concurrency.max(1),
+        })
+    }
+
+    fn url_of(&self, item: &ItemKey) -> String {
+        self.collection
+            .join(&crate::hashing::resource_name(&self.pair, item))
+    }
+
+    // --------------------------------------------------------------------------------------
+    // Requests.
+
+    /// PUT `body` under `precondition`; the etag the resource has afterwards. A server that
+    /// altered the body sends no (strong) ETag (RFC 4791 §5.3.4): its etag is read back.
+    fn put(
+        &self,
+        url: &str,
+        body: &str,
+        precondition: Precondition<'_>,
+    ) -> Result<Cond<Option<String>>, WriteError> {
+        let req = self
+            .dav
+            .request("PUT", url)
+            .header("Content-Type", "text/calendar; charset=utf-8");
+        let req = match precondition {
+            Precondition::Absent => req.header("If-None-Match", "*"),
+            Precondition::Matches(etag) => req.header("If-Match", etag),
+        }
+        .body(body.as_bytes().to_vec());
+        match self.dav.send(&req) {
+            Ok(resp) => match resp.header("etag") {
+                Some(etag) if !etag.starts_with("W/") => Ok(Cond::Done(Some(etag.to_string()))),
+                _ => Ok(Cond::Done(self.etag_of(url)?)),
+            },
+            Err(e) => conditional(e, "PUT"),
+        }
+    }
+
+    fn delete(&self, url: &str, etag: &str) -> Result<Cond<()>, WriteError> {
+        let req = self.dav.request("DELETE", url).header("If-Match", etag);
+        match self.dav.send(&req) {
+            Ok(_) => Ok(Cond::Done(())),
+            Err(e) => conditional(e, "DELETE"),
+        }
+    }
+
+    /// The resource at `url`, or `None` when there is none.
+    fn fetch(&self, url: &str) -> Result<Option<Found>, WriteError> {
+        let req = self
+            .dav
+            .request("GET", url)
+            .header("Accept", "text/calendar");
+        let resp = match self.dav.send(&req) {
+            Ok(resp) => resp,
+            Err(NetError::Status {
+                status: 404 | 410, ..
+            }) => return Ok(None),
+            Err(e) => return Err(failed(e, "GET")),
+        };
+        let etag = match resp.header("etag") {
+            Some(e) if !e.starts_with("W/") => Some(e.to_string()),
+            _ => self.etag_of(url)?,
+        };
+        let item = crate::ical::parse_published(&resp.body)
+            .ok()
+            .filter(|items| items.len() == 1)
+            .and_then(|mut items| items.pop());
+        Ok(Some(Found { etag, item }))
+    }
+
+    fn etag_of(&self, url: &str) -> Result<Option<String>, WriteError> {
+        let answer = self
+            .dav
+            .multistatus(
+                &self
+                    .dav
+                    .xml_request("PROPFIND", url, "0", xml::PROPFIND_ETAG),
+                "reading an etag",
+            )
+            .map_err(WriteError::Failed)?;
+        Ok(super::response_for(&answer, url).and_then(|r| r.props.etag.clone()))
+    }
+
+    // --------------------------------------------------------------------------------------
+    // Writes.
+
+    fn write(&self, write: &Write) -> Result<Applied, WriteError> {
+        match write {
+            Write::Create {
+                item,
+                event,
+                tag,
+                dtstamp,
+            } => {
+                let url = self.url_of(item);
+                let body = render(event, tag, *dtstamp)?;
+                match self.put(&url, &body, Precondition::Absent)? {
+                    Cond::Done(etag) => Ok(applied(&url, etag)),
+                    Cond::Failed => self.settle(&url, &body, tag, event, true),
+                    Cond::Missing => Err(no_collection(&url)),
+                }
+            }
+            Write::Update {
+                item,
+                etag,
+                event,
+                tag,
+                dtstamp,
+                ..
+            } => {
+                let url = self.url_of(item);
+                let body = render(event, tag, *dtstamp)?;
+                let Some(etag) = etag else {
+                    // No version known to condition on: settle it like a create that found
+                    // something there.
+                    return self.settle(&url, &body, tag, event, true);
+                };
+                match self.put(&url, &body, Precondition::Matches(etag))? {
+                    Cond::Done(etag) => Ok(applied(&url, etag)),
+                    Cond::Failed | Cond::Missing => self.settle(&url, &body, tag, event, false),
+                }
+            }
+            Write::Delete {
+                item,
+                target_id,
+                etag,
+            } => {
+                let url = self.url_of(item);
+                let gone = Applied {
+                    target_id: target_id.clone(),
+                    etag: None,
+                };
+                let first = match etag {
+                    Some(etag) => self.delete(&url, etag)?,
+                    None => Cond::Failed,
+                };
+                match first {
+                    Cond::Done(()) | Cond::Missing => Ok(gone),
+                    Cond::Failed => match self.fetch(&url)? {
+                        None => Ok(gone),
+                        Some(found)
+                            if found.is_ours(&tag_of(&self.pair, item)) && found.is_pristine() =>
+                        {
+                            match self.delete(&url, found.etag.as_deref().unwrap_or("*"))? {
+                                Cond::Done(()) | Cond::Missing => Ok(gone),
+                                Cond::Failed => Err(WriteError::Conflict),
+                            }
+                        }
+                        Some(_) => Err(WriteError::Conflict),
+                    },
+                }
+            }
+        }
+    }
+
+    /// After a failed precondition: read what is there and decide (see the module doc).
+    /// `rewrite_ours`: a resource of ours with other content is rewritten (a create found
+    /// its own earlier attempt) rather than left as a conflict (an update found a change).
+    fn settle(
+        &self,
+        url: &str,
+        body: &str,
+        tag: &str,
+        event: &PublicEvent,
+        rewrite_ours: bool,
+    ) -> Result<Applied, WriteError> {
+        match self.fetch(url)? {
+            None => match self.put(url, body, Precondition::Absent)? {
+                Cond::Done(etag) => Ok(applied(url, etag)),
+                // QUIRK: Radicale answers 412, not 413, to a resource larger than its
+                // max_resource_size, so "exists" and "refused" look alike; nothing is there.
+                Cond::Failed => Err(WriteError::Failed(ProviderError::Failed {
+                    what: format!("PUT {}", mask_url(url)),
+                    detail: "the server refused the resource (HTTP 412) although none exists there; it may be too large for the server".into(),
+                })),
+                Cond::Missing => Err(no_collection(url)),
+            },
+            Some(found) if found.is_ours(tag) && found.holds(event) => Ok(applied(url, found.etag)),
+            Some(found) if found.is_ours(tag) && rewrite_ours => {
+                let Some(etag) = found.etag.as_deref() else {
+                    return Err(WriteError::Conflict);
+                };
+                match self.put(url, body, Precondition::Matches(etag))? {
+                    Cond::Done(etag) => Ok(applied(url, etag)),
+                    Cond::Failed | Cond::Missing => Err(WriteError::Conflict),
+                }
+            }
+            Some(_) => Err(WriteError::Conflict),
+        }
+    }
+}
+
+impl Target for CaldavTarget {
+    fn prepare(&mut self) -> Result<(), ProviderError> {
+        // Resolving the collection in `new` checked it (or an answer from the last hour did).
+        Ok(())
+    }
+
+    fn apply(&mut self, writes: &[Write]) -> Vec<Result<Applied, WriteError>> {
+        let this = &*self;
+        let next = AtomicUsize::new(0);
+        // After a failure no later write can fix (credentials refused, breaker open, a stop
+        // asked), the writes not yet started are not sent.
+        let stop = AtomicBool::new(false);
+        let slots: Vec<Mutex<Option<Result<Applied, WriteError>>>> =
+            writes.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..this.concurrency.min(writes.len()) {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(write) = writes.get(i) else { break };
+                        let result = if stop.load(Ordering::SeqCst) {
+                            Err(WriteError::Failed(ProviderError::Failed {
+                                what: format!("write of {}", write.item()),
+                                detail: "not attempted: an earlier write failed for good".into(),
+                            }))
+                        } else {
+                            this.write(write)
+                        };
+                        if let Err(WriteError::Failed(
+                            ProviderError::Auth { .. }
+                            | ProviderError::BreakerOpen { .. }
+                            | ProviderError::Interrupted,
+                        )) = &result
+                        {
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                        *slots[i].lock().expect("a result slot") = Some(result);
+                    }
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .map(|s| {
+                s.into_inner()
+                    .expect("a result slot")
+                    .expect("every write was taken by a worker")
+            })
+            .collect()
+    }
+
+    fn list_owned(&mut self) -> Result<Vec<OwnedEvent>, ProviderError> {
+        let answer = self.dav.multistatus(
+            &self.dav.xml_request(
+                "REPORT",
+                &self.collection.url,
+                "1",
+                xml::CALENDAR_QUERY_EVENTS,
+            ),
+            "calendar-query",
+        )?;
+        let mut owned = Vec::new();
+        for r in answer.responses {
+            let Some(data) = r.props.calendar_data else {
+                continue;
+            };
+            // A resource calsync cannot read is not one it wrote.
+            let Ok(items) = crate::ical::parse_published(data.as_bytes()) else {
+                continue;
+            };
+            for item in items {
+                let Some(tag) = item.tag else { continue };
+                owned.push(OwnedEvent {
+                    target_id: xml::href_path(&r.href),
+                    tag,
+                    etag: r.props.etag.clone(),
+                    classes: item.classes,
+                    foreign: item.foreign,
+                    event: item.event,
+                });
+            }
+        }
+        Ok(owned)
+    }
+}
+
+fn render(
+    event: &PublicEvent,
+    tag: &str,
+    dtstamp: chrono::DateTime<chrono::Utc>,
+) -> Result<String, WriteError> {
+    crate::ical::render_resource(&Published {
+        event: event.clone(),
+        dtstamp,
+        tag: tag.to_string(),
+    })
+    .map_err(|e| {
+        WriteError::Failed(ProviderError::Failed {
+            what: format!("rendering {}", event.uid),
+            detail: e.to_string(),
+        })
+    })
+}
+
+fn tag_of(pair: &str, item: &ItemKey) -> String {
+    crate::hashing::item_tag(pair, item)
+}
+
+fn applied(url: &str, etag: Option<String>) -> Applied {
+    Applied {
+        target_id: xml::href_path(url),
+        etag,
+    }
+}
+
+/// A PUT answered 404: the collection itself is not there.
+fn no_collection(url: &str) -> WriteError {
+    WriteError::Failed(ProviderError::Failed {
+        what: format!("PUT {}", mask_url(url)),
+        detail: "HTTP 404: the calendar collection does not exist (any more)".into(),
+    })
+}
+
+fn failed(e: NetError, what: &str) -> WriteError {
+    WriteError::Failed(ProviderError::from_net(e, what))
+}
+
+/// 412 and 404 are answers a conditional write expects; anything else failed.
+fn conditional<T>(e: NetError, what: &str) -> Result<Cond<T>, WriteError> {
+    match e.status() {
+        Some(412) => Ok(Cond::Failed),
+        Some(404) => Ok(Cond::Missing),
+        _ => Err(failed(e, what)),
+    }
+}
