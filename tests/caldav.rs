@@ -1035,3 +1035,33 @@ fn a_truncated_sync_listing_is_continued_not_taken_for_deletions() {
         "the delta came in two sync-collection parts, bodies included"
     );
 }
+
+#[test]
+fn a_source_answer_cut_short_fails_the_read_and_deletes_nothing() {
+    let dav = Dav::start();
+    dav.seed(&parish_resources());
+    dav.caldav_to_caldav();
+    dav.sync_ok(&[]);
+    let before = dav.target();
+    // A full read: the member listing passes, the multiget of the bodies is cut short twice
+    // (the first attempt and its retry).
+    let reports = Matching::any()
+        .method("REPORT")
+        .path_containing("/test/source/");
+    dav.proxy
+        .inject(Fault::Delay(Duration::ZERO), 1, reports.clone());
+    dav.proxy
+        .inject(Fault::Truncate { keep_bytes: 200 }, 2, reports);
+    let run = dav.sync(&["--full"]);
+    assert_eq!(run.code, calsync::exit::TEMPFAIL, "{}", run.stdout);
+    assert_eq!(dav.proxy.pending_faults(), 0);
+    assert!(
+        dav.proxy.requests()[0]
+            .request_headers
+            .get("Accept-Encoding")
+            .is_some_and(|e| e.contains("gzip")),
+        "answers are not asked for compressed"
+    );
+    assert_eq!(run.event("sync.finished").num("deleted"), 0);
+    assert_eq!(dav.target(), before, "a cut-short read changed the target");
+}

@@ -149,10 +149,13 @@ impl CaldavTarget {
 
     /// The resource at `url`, or `None` when there is none.
     fn fetch(&self, url: &str) -> Result<Option<Found>, WriteError> {
+        // Uncompressed: some front-ends rewrite the ETag of a compressed answer (Apache's
+        // mod_deflate appends "-gzip"), and this one is sent back in If-Match.
         let req = self
             .dav
             .request("GET", url)
-            .header("Accept", "text/calendar");
+            .header("Accept", "text/calendar")
+            .header("Accept-Encoding", "identity");
         let resp = match self.dav.send(&req) {
             Ok(resp) => resp,
             Err(NetError::Status {
