@@ -751,6 +751,11 @@ fn a_target_event_changed_by_hand_is_not_overwritten() {
     let run = dav.sync(&[]);
     assert_eq!(run.code, calsync::exit::FAILED, "{}", run.stdout);
     assert!(run.has_event("write.conflict"));
+    assert_eq!(
+        run.event("caldav.conflict").str("resource"),
+        Some(council.href.as_str()),
+        "the conflict does not name the target resource"
+    );
     let after = dav.radicale.get("target", &name).unwrap();
     assert!(
         after.ics.contains("edited by hand"),
@@ -1064,4 +1069,71 @@ fn a_source_answer_cut_short_fails_the_read_and_deletes_nothing() {
     );
     assert_eq!(run.event("sync.finished").num("deleted"), 0);
     assert_eq!(dav.target(), before, "a cut-short read changed the target");
+}
+
+#[test]
+fn the_target_lists_exactly_calsyncs_own_events() {
+    let dav = Dav::start();
+    dav.seed(&parish_resources());
+    dav.radicale.put("target", "by-hand.ics", &foreign_event());
+    dav.caldav_to_caldav();
+    dav.sync_ok(&[]);
+
+    // The provider itself, as the commands that inspect a target (validate, cleanup) use it.
+    let config = dav.cli.path("calsync.toml");
+    let env = calsync::config::Environment {
+        credentials_directory: None,
+        state_directory: None,
+        vars: vec![(
+            "RADICALE_PASSWORD".into(),
+            dav.radicale.password().to_string(),
+        )],
+    };
+    let settings = calsync::config::load(&config, None, &env).unwrap();
+    let store = calsync::store::Store::open(&dav.cli.path("state/inspect.db")).unwrap();
+    let http = calsync::net::Http::new(&settings.net).unwrap();
+    let pair = &settings.pairs[0];
+    let ctx = calsync::providers::Context {
+        settings: &settings,
+        pair,
+        http: &http,
+        store: &store,
+    };
+    let mut target = calsync::providers::build_target(&ctx).unwrap();
+    let owned = target.list_owned().unwrap();
+
+    // Tagged by (pair, source href): one per published source resource; the foreign one
+    // is not among them.
+    let mut tags: Vec<String> = owned.iter().map(|o| o.tag.clone()).collect();
+    tags.sort();
+    let mut expected: Vec<String> = ["council", "openday", "fete", "choir"]
+        .iter()
+        .map(|n| {
+            calsync::hashing::item_tag(
+                "parish",
+                &calsync::model::ItemKey(format!("/test/source/{n}.ics")),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(tags, expected);
+    for o in &owned {
+        assert!(
+            o.target_id.starts_with("/test/target/calsync-"),
+            "{}",
+            o.target_id
+        );
+        assert!(o.etag.is_some());
+        assert!(o.foreign.is_empty(), "{:?}", o.foreign);
+        assert!(o.classes.iter().all(|c| c.as_deref() == Some("PUBLIC")));
+    }
+    let choir = owned
+        .iter()
+        .find(|o| o.event.details.title == "Choir rehearsal")
+        .expect("the series is listed");
+    assert_eq!(
+        choir.event.overrides.len(),
+        1,
+        "the series lost its override"
+    );
 }

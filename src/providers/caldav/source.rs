@@ -353,14 +353,17 @@ impl CaldavSource {
     fn full_by_sync(&self, sink: &mut PageSink<'_>) -> Result<Option<ReadEnd>, ProviderError> {
         let mut token = String::new();
         let mut members: BTreeMap<String, String> = BTreeMap::new();
+        let mut restarted = false;
         loop {
             let page = match self.sync_report(&token, false)? {
                 SyncAnswer::Page(page) => page,
-                SyncAnswer::TokenInvalid if token.is_empty() => {
-                    return Err(self.failed("the server refused the empty sync token"));
+                SyncAnswer::TokenInvalid if token.is_empty() || restarted => {
+                    return Err(self.failed("the server refused the sync token of its own listing"));
                 }
                 SyncAnswer::TokenInvalid => {
-                    // The token of our own truncated listing expired at once: start again.
+                    // The token of our own truncated listing expired at once: start again,
+                    // once.
+                    restarted = true;
                     token.clear();
                     members.clear();
                     continue;

@@ -249,10 +249,10 @@ impl CaldavTarget {
                         {
                             match self.delete(&url, found.etag.as_deref().unwrap_or("*"))? {
                                 Cond::Done(()) | Cond::Missing => Ok(gone),
-                                Cond::Failed => Err(WriteError::Conflict),
+                                Cond::Failed => Err(conflict(&url)),
                             }
                         }
-                        Some(_) => Err(WriteError::Conflict),
+                        Some(_) => Err(conflict(&url)),
                     },
                 }
             }
@@ -284,14 +284,14 @@ impl CaldavTarget {
             Some(found) if found.is_ours(tag) && found.holds(event) => Ok(applied(url, found.etag)),
             Some(found) if found.is_ours(tag) && rewrite_ours => {
                 let Some(etag) = found.etag.as_deref() else {
-                    return Err(WriteError::Conflict);
+                    return Err(conflict(url));
                 };
                 match self.put(url, body, Precondition::Matches(etag))? {
                     Cond::Done(etag) => Ok(applied(url, etag)),
-                    Cond::Failed | Cond::Missing => Err(WriteError::Conflict),
+                    Cond::Failed | Cond::Missing => Err(conflict(url)),
                 }
             }
-            Some(_) => Err(WriteError::Conflict),
+            Some(_) => Err(conflict(url)),
         }
     }
 }
@@ -398,6 +398,13 @@ fn render(
             detail: e.to_string(),
         })
     })
+}
+
+/// A conflict, named by its resource so the operator can find it in the target.
+fn conflict(url: &str) -> WriteError {
+    log::warn!(event = "caldav.conflict", resource = xml::href_path(url).as_str();
+               "the resource changed in the target since calsync wrote it: left as it is");
+    WriteError::Conflict
 }
 
 fn tag_of(pair: &str, item: &ItemKey) -> String {
