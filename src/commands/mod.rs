@@ -1,6 +1,7 @@
 //! One file per command; each builds what it needs and prints its output. The shared start of
 //! `sync` and `cleanup` (config, lock, state file, audit key, HTTP client, run id) is here.
 
+pub mod generate;
 pub mod sync;
 
 use crate::cli::{Args, Command, GlobalArgs};
@@ -26,7 +27,7 @@ pub fn run(args: Args) -> Result<i32, Error> {
         Command::Health(_) => not_yet("health", Stream::Stderr),
         Command::History(_) => not_yet("history", Stream::Stderr),
         Command::AuditVerify(_) => not_yet("audit-verify", Stream::Stderr),
-        Command::Generate(_) => not_yet("generate", Stream::Stderr),
+        Command::Generate(g) => generate::run(g),
     }
 }
 
