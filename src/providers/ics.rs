@@ -244,7 +244,10 @@ impl Target for IcsTarget {
         if dry_run {
             return Ok(());
         }
-        replace_file(&self.path, &bytes).map_err(|e| self.failed(e))
+        replace_file(&self.path, &bytes).map_err(|e| self.failed(e))?;
+        log::info!(event = "target.written", path = self.path.display().to_string().as_str(),
+                   bytes = bytes.len() as u64; "published calendar written");
+        Ok(())
     }
 
     fn list_owned(&mut self) -> Result<Vec<OwnedEvent>, ProviderError> {
