@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::exit;
 use crate::logging::{self, Stream};
 use crate::net::Http;
-use crate::store::{AuditKey, ChainHead, RunLock, Store};
+use crate::store::{ApiCall, AuditKey, ChainHead, RunLock, Store};
 
 /// Runs the parsed command line; returns the exit code of a command that ran to its end.
 ///
@@ -136,8 +136,9 @@ impl Session {
         }
     }
 
-    /// Stores the HTTP attempts of the run and prunes old history.
-    pub fn flush_metrics(&self) {
+    /// Stores the HTTP attempts of the run and prunes old history; returns the attempts, for
+    /// the metrics file.
+    pub fn flush_metrics(&self) -> Vec<ApiCall> {
         let calls = self.http.take_calls();
         if let Err(e) = self.store.record_api_calls(&self.run_id, &calls) {
             log::error!(event = "state.error"; "{e}");
@@ -150,6 +151,7 @@ impl Session {
         ) {
             log::error!(event = "state.error"; "{e}");
         }
+        calls
     }
 }
 

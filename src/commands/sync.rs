@@ -65,7 +65,7 @@ pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
     if crate::interrupt::requested() && reports.len() < pairs.len() {
         log::warn!(event = "sync.interrupted", left = (pairs.len() - reports.len()) as u64; "stop requested: remaining pairs not run");
     }
-    session.flush_metrics();
+    let calls = session.flush_metrics();
     session.log_chain_head();
     let mut code = exit::most_severe(reports.iter().map(|r| r.exit_code));
     if crate::interrupt::requested() {
@@ -77,6 +77,18 @@ pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
                 exit::TERMINATED
             },
         ]);
+    }
+    // A dry run leaves monitoring alone: it changed nothing a dashboard should show.
+    if !args.dry_run {
+        let elapsed = started.elapsed();
+        crate::metrics::export(
+            &session.settings,
+            &session.store,
+            &reports,
+            &calls,
+            code,
+            elapsed,
+        );
     }
     let sum = |f: fn(&crate::engine::PairReport) -> u64| reports.iter().map(f).sum::<u64>();
     log::info!(

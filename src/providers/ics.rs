@@ -15,11 +15,11 @@ use super::{
     Target, Write, WriteError,
 };
 use crate::config::{IcsLocation, IcsSettings};
+use crate::fsutil::replace_file;
 use crate::hashing::sha256_hex;
 use crate::net::{Auth, Http, Request};
 use crate::plan::ReadKind;
 use serde::{Deserialize, Serialize};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Items handed to the engine per page (bounds the staging transaction, not memory: a feed
@@ -244,7 +244,8 @@ impl Target for IcsTarget {
         if dry_run {
             return Ok(());
         }
-        replace_file(&self.path, &bytes).map_err(|e| self.failed(e))?;
+        // New files are 0644: a published calendar is meant to be served.
+        replace_file(&self.path, &bytes, 0o644).map_err(|e| self.failed(e))?;
         log::info!(event = "target.written", path = self.path.display().to_string().as_str(),
                    bytes = bytes.len() as u64; "published calendar written");
         Ok(())
@@ -268,73 +269,5 @@ impl Target for IcsTarget {
                     })
                     .collect()
             })
-    }
-}
-
-/// Replaces `path` with `bytes` atomically: a temp file in the same folder, fsync, rename,
-/// fsync of the folder. An existing file's permissions are kept; a new one is 0644 (it is
-/// meant to be served).
-fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "calendar.ics".into());
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o777)
-        .unwrap_or(0o644);
-    let mut suffix = [0u8; 6];
-    let _ = getrandom::fill(&mut suffix);
-    let tmp = dir.join(format!(
-        ".{file_name}.{}.tmp",
-        suffix
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_replaced_file_keeps_its_mode_and_leaves_no_temp_file() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("public.ics");
-        replace_file(&path, b"one").unwrap();
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o644
-        );
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        replace_file(&path, b"two").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o640
-        );
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -9,10 +9,12 @@
 
 mod audit;
 mod mapping;
+mod metrics;
 mod runs;
 
 pub use audit::{AuditEntry, AuditKey, ChainCheck, ChainHead};
 pub use mapping::{MappedRow, PairState, PlanRow, SourceOutcome, StagedItem, Tombstone};
+pub use metrics::BreakerRow;
 pub use runs::{ApiCall, RunRecord};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
