@@ -53,6 +53,12 @@ if ! radicale_is_pinned || ! prometheus_client_is_pinned; then
   }
 fi
 
+# The whole suite (no arguments) also checks what cargo test cannot: the systemd units,
+# offline (scripts/check-systemd.sh installs systemd-analyze when it is missing).
+if [ $# -eq 0 ]; then
+  scripts/check-systemd.sh
+fi
+
 export CALSYNC_TEST_RADICALE="$VENV/bin/radicale"
 export CALSYNC_TEST_PYTHON="$VENV/bin/python"
 exec cargo test --locked "$@"
