@@ -54,9 +54,11 @@ if ! radicale_is_pinned || ! prometheus_client_is_pinned; then
 fi
 
 # The whole suite (no arguments) also checks what cargo test cannot: the systemd units,
-# offline (scripts/check-systemd.sh installs systemd-analyze when it is missing).
+# offline, and the packaging files with the distributions' tools (each script installs the
+# tools it needs when they are missing, and says SKIPPED when it cannot).
 if [ $# -eq 0 ]; then
   scripts/check-systemd.sh
+  scripts/check-packaging.sh
 fi
 
 export CALSYNC_TEST_RADICALE="$VENV/bin/radicale"
