@@ -46,6 +46,8 @@ struct RawConfig {
     #[serde(default)]
     history: RawHistory,
     #[serde(default)]
+    health: RawHealth,
+    #[serde(default)]
     pair: Vec<RawPair>,
 }
 
@@ -94,6 +96,67 @@ impl Default for RawHistory {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    #[serde(default = "defaults::stale_fail_factor")]
+    stale_fail_factor: u32,
+    #[serde(default = "defaults::failure_window_runs")]
+    failure_window_runs: u32,
+    #[serde(default = "defaults::failure_warn_percent")]
+    failure_warn_percent: u32,
+    #[serde(default = "defaults::failure_fail_percent")]
+    failure_fail_percent: u32,
+    #[serde(default = "defaults::cursor_warn_days")]
+    cursor_warn_days: u32,
+}
+
+impl Default for RawHealth {
+    fn default() -> Self {
+        RawHealth {
+            stale_fail_factor: defaults::stale_fail_factor(),
+            failure_window_runs: defaults::failure_window_runs(),
+            failure_warn_percent: defaults::failure_warn_percent(),
+            failure_fail_percent: defaults::failure_fail_percent(),
+            cursor_warn_days: defaults::cursor_warn_days(),
+        }
+    }
+}
+
+/// Checks the `[health]` table.
+fn health_settings(ctx: &Ctx<'_>, raw: &RawHealth) -> Result<HealthSettings, ConfigError> {
+    if raw.stale_fail_factor == 0 {
+        return Err(ctx.err("health.stale_fail_factor", "must be at least 1"));
+    }
+    if raw.failure_window_runs == 0 {
+        return Err(ctx.err("health.failure_window_runs", "must be at least 1"));
+    }
+    for (key, value) in [
+        ("health.failure_warn_percent", raw.failure_warn_percent),
+        ("health.failure_fail_percent", raw.failure_fail_percent),
+    ] {
+        if !(1..=100).contains(&value) {
+            return Err(ctx.err(key, "must be between 1 and 100"));
+        }
+    }
+    if raw.failure_warn_percent > raw.failure_fail_percent {
+        return Err(ctx.err(
+            "health.failure_warn_percent",
+            "must not be above health.failure_fail_percent",
+        ));
+    }
+    if raw.cursor_warn_days == 0 {
+        return Err(ctx.err("health.cursor_warn_days", "must be at least 1"));
+    }
+    Ok(HealthSettings {
+        stale_fail_factor: raw.stale_fail_factor,
+        failure_window_runs: raw.failure_window_runs,
+        failure_warn_percent: raw.failure_warn_percent,
+        failure_fail_percent: raw.failure_fail_percent,
+        cursor_warn_days: raw.cursor_warn_days,
+    })
+}
+
 mod defaults {
     pub fn retries() -> u32 {
         3
@@ -133,6 +196,21 @@ mod defaults {
     }
     pub fn stale_after_minutes() -> u32 {
         60
+    }
+    pub fn stale_fail_factor() -> u32 {
+        4
+    }
+    pub fn failure_window_runs() -> u32 {
+        10
+    }
+    pub fn failure_warn_percent() -> u32 {
+        25
+    }
+    pub fn failure_fail_percent() -> u32 {
+        75
+    }
+    pub fn cursor_warn_days() -> u32 {
+        2
     }
 }
 
@@ -248,6 +326,23 @@ pub struct NetSettings {
 pub struct HistorySettings {
     pub keep_runs: u32,
     pub keep_metrics_days: u32,
+}
+
+/// The thresholds of `health` (DESIGN.md, Commands): when a check warns and when it fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSettings {
+    /// A pair fails when its last good sync is older than this many times its
+    /// `stale_after_minutes` (it warns from once that).
+    pub stale_fail_factor: u32,
+    /// How many of a pair's latest runs the failure rate is taken over.
+    pub failure_window_runs: u32,
+    /// The failure rate (percent) from which a pair warns.
+    pub failure_warn_percent: u32,
+    /// The failure rate (percent) from which a pair fails.
+    pub failure_fail_percent: u32,
+    /// A source cursor made this many days ago or earlier warns: no pass has completed
+    /// since (a cursor is used only on the day it was made).
+    pub cursor_warn_days: u32,
 }
 
 /// The deletion guard's thresholds (DESIGN.md, "Never mass-delete").
@@ -369,6 +464,7 @@ pub struct Settings {
     pub metrics_file: Option<PathBuf>,
     pub net: NetSettings,
     pub history: HistorySettings,
+    pub health: HealthSettings,
     pub pairs: Vec<Pair>,
 }
 
@@ -488,6 +584,7 @@ pub fn parse(
     if raw.history.keep_runs == 0 {
         return Err(ctx.err("history.keep_runs", "must be at least 1"));
     }
+    let health = health_settings(&ctx, &raw.health)?;
 
     if raw.pair.is_empty() {
         return Err(ctx.err("pair", "no [[pair]] is configured"));
@@ -536,6 +633,7 @@ pub fn parse(
             keep_runs: raw.history.keep_runs,
             keep_metrics_days: raw.history.keep_metrics_days,
         },
+        health,
         pairs,
     })
 }
@@ -1090,6 +1188,46 @@ path = "out.ics"
                 password: None
             })
         );
+    }
+
+    #[test]
+    fn health_thresholds_default_and_are_checked() {
+        let s = parse_text(MINIMAL).unwrap();
+        assert_eq!(
+            s.health,
+            HealthSettings {
+                stale_fail_factor: 4,
+                failure_window_runs: 10,
+                failure_warn_percent: 25,
+                failure_fail_percent: 75,
+                cursor_warn_days: 2,
+            }
+        );
+        let set = parse_text(&format!(
+            "[health]\nstale_fail_factor = 2\ncursor_warn_days = 3\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(set.health.stale_fail_factor, 2);
+        assert_eq!(set.health.cursor_warn_days, 3);
+        let cases: &[(&str, &str)] = &[
+            ("stale_fail_factor = 0", "health.stale_fail_factor"),
+            ("failure_window_runs = 0", "health.failure_window_runs"),
+            ("failure_warn_percent = 0", "health.failure_warn_percent"),
+            ("failure_fail_percent = 101", "health.failure_fail_percent"),
+            (
+                "failure_warn_percent = 80\nfailure_fail_percent = 50",
+                "health.failure_warn_percent",
+            ),
+            ("cursor_warn_days = 0", "health.cursor_warn_days"),
+            ("stale_after_minutes = 5", "stale_after_minutes"),
+        ];
+        for (snippet, key) in cases {
+            let err = parse_text(&format!("[health]\n{snippet}\n{MINIMAL}")).expect_err(snippet);
+            assert!(
+                err.key == *key || err.to_string().contains(key),
+                "{snippet}: expected {key} in {err}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! One file per command; each builds what it needs and prints its output. The shared start of
 //! `sync` and `cleanup` (config, lock, state file, audit key, HTTP client, run id) is here.
 
+pub mod audit_verify;
+pub mod health;
+pub mod history;
+pub mod report;
 pub mod sync;
 
 use crate::cli::{Args, Command, GlobalArgs};
@@ -23,9 +27,18 @@ pub fn run(args: Args) -> Result<i32, Error> {
         }
         Command::Cleanup(_) => not_yet("cleanup", Stream::Stdout),
         Command::Validate(_) => not_yet("validate", Stream::Stderr),
-        Command::Health(_) => not_yet("health", Stream::Stderr),
-        Command::History(_) => not_yet("history", Stream::Stderr),
-        Command::AuditVerify(_) => not_yet("audit-verify", Stream::Stderr),
+        Command::Health(a) => {
+            logging::init(Stream::Stderr);
+            health::run(&args.global, a)
+        }
+        Command::History(a) => {
+            logging::init(Stream::Stderr);
+            history::run(&args.global, a)
+        }
+        Command::AuditVerify(a) => {
+            logging::init(Stream::Stderr);
+            audit_verify::run(&args.global, a)
+        }
         Command::Generate(_) => not_yet("generate", Stream::Stderr),
     }
 }

@@ -567,6 +567,20 @@ impl Store {
             .map(|n| n as u64)
             .map_err(|e| self.sql(e))
     }
+
+    /// Removes one pair's tombstones older than `before` (Unix seconds); returns how many.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn prune_pair_tombstones(&self, pair: &str, before: i64) -> Result<u64, StoreError> {
+        self.conn()
+            .execute(
+                "DELETE FROM tombstone WHERE pair = ?1 AND deleted_at < ?2",
+                params![pair, before],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.sql(e))
+    }
 }
 
 const MAPPED_COLUMNS: &str =
@@ -658,6 +672,11 @@ mod tests {
         s.delete_mapping("p", "b", 77).unwrap();
         assert_eq!(s.mapped_count("p").unwrap(), 0);
         assert_eq!(s.tombstone("p", "b").unwrap().unwrap().target_id, "t-b");
+        s.upsert_mapping("q", &mapped("b", "B", "h1")).unwrap();
+        s.delete_mapping("q", "b", 70).unwrap();
+        assert_eq!(s.prune_pair_tombstones("p", 77).unwrap(), 0);
+        assert_eq!(s.prune_pair_tombstones("q", 78).unwrap(), 1);
+        assert!(s.tombstone("p", "b").unwrap().is_some());
         assert_eq!(s.prune_tombstones(78).unwrap(), 1);
         s.add_intent("p", "run1", "b", "create", None, 5).unwrap();
         assert_eq!(

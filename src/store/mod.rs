@@ -13,7 +13,7 @@ mod runs;
 
 pub use audit::{AuditEntry, AuditKey, ChainCheck, ChainHead};
 pub use mapping::{MappedRow, PairState, PlanRow, SourceOutcome, StagedItem, Tombstone};
-pub use runs::{ApiCall, RunRecord};
+pub use runs::{ApiCall, BreakerRow, RunRecord};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::fs::{File, OpenOptions};

@@ -44,7 +44,42 @@ pub struct ApiCall {
     pub at: i64,
 }
 
+/// A circuit breaker as the state file holds it (`health` reads it; the breaker writes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerRow {
+    /// `scheme://host:port`.
+    pub endpoint: String,
+    /// `closed`, `open` or `half_open` as written (compared without case).
+    pub state: String,
+    /// Consecutive failures counted so far.
+    pub failures: i64,
+    /// Unix seconds when it last opened.
+    pub opened_at: Option<i64>,
+}
+
 impl Store {
+    /// Every endpoint's circuit breaker, by endpoint.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn breakers(&self) -> Result<Vec<BreakerRow>, StoreError> {
+        let mut st = self
+            .conn()
+            .prepare("SELECT endpoint, state, failures, opened_at FROM breaker ORDER BY endpoint")
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(BreakerRow {
+                    endpoint: r.get(0)?,
+                    state: r.get(1)?,
+                    failures: r.get(2)?,
+                    opened_at: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
     /// Records the start of a pair's run.
     ///
     /// # Errors
