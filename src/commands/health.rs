@@ -495,14 +495,7 @@ fn audit_key(settings: &Settings, state_exists: bool) -> Check {
 
 /// The pair's secrets were read with the configuration (it does not load otherwise).
 fn credentials(pair: &Pair) -> Verdict {
-    let count = [&pair.source, &pair.target]
-        .iter()
-        .filter(|side| match side {
-            Endpoint::Graph(_) | Endpoint::Google(_) => true,
-            Endpoint::Caldav(c) => c.password.is_some(),
-            Endpoint::Ics(i) => i.password.is_some(),
-        })
-        .count();
+    let count = super::audit_log::credential_sides(pair);
     let output = if count == 0 {
         "none needed".to_string()
     } else {

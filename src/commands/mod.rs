@@ -1,11 +1,14 @@
 //! One file per command; each builds what it needs and prints its output. The shared start of
 //! `sync` and `cleanup` (config, lock, state file, audit key, HTTP client, run id) is here.
 
+pub mod audit_log;
 pub mod audit_verify;
+pub mod cleanup;
 pub mod health;
 pub mod history;
 pub mod report;
 pub mod sync;
+pub mod validate;
 
 use crate::cli::{Args, Command, GlobalArgs};
 use crate::config::{self, Environment, Settings};
@@ -25,8 +28,14 @@ pub fn run(args: Args) -> Result<i32, Error> {
             logging::init(Stream::Stdout);
             sync::run(&args.global, a)
         }
-        Command::Cleanup(_) => not_yet("cleanup", Stream::Stdout),
-        Command::Validate(_) => not_yet("validate", Stream::Stderr),
+        Command::Cleanup(a) => {
+            logging::init(Stream::Stdout);
+            cleanup::run(&args.global, a)
+        }
+        Command::Validate(a) => {
+            logging::init(Stream::Stderr);
+            validate::run(&args.global, a)
+        }
         Command::Health(a) => {
             logging::init(Stream::Stderr);
             health::run(&args.global, a)
@@ -148,19 +157,24 @@ impl Session {
         }
     }
 
-    /// Stores the HTTP attempts of the run and prunes old history.
-    pub fn flush_metrics(&self) {
+    /// Stores the HTTP attempts of the run and prunes old history; returns how many rows of
+    /// history and metrics were pruned.
+    pub fn flush_metrics(&self) -> u64 {
         let calls = self.http.take_calls();
         if let Err(e) = self.store.record_api_calls(&self.run_id, &calls) {
             log::error!(event = "state.error"; "{e}");
         }
         let keep_ms = i64::from(self.settings.history.keep_metrics_days) * 86_400_000;
-        if let Err(e) = self.store.prune_history(
+        match self.store.prune_history(
             self.settings.history.keep_runs,
             chrono::Utc::now().timestamp_millis(),
             keep_ms,
         ) {
-            log::error!(event = "state.error"; "{e}");
+            Ok(pruned) => pruned,
+            Err(e) => {
+                log::error!(event = "state.error"; "{e}");
+                0
+            }
         }
     }
 }

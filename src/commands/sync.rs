@@ -59,6 +59,7 @@ pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
                     "guard_withheld": report.counts.guard_withheld,
                 }),
             );
+            super::audit_log::auth(&session, pair, report.exit_code, report.error.as_deref());
         }
         reports.push(report);
     }

@@ -262,6 +262,7 @@ impl Target for IcsTarget {
                         tag,
                         etag: None,
                         event,
+                        exposure: super::Exposure::default(),
                     })
                     .collect()
             })
