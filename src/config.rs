@@ -505,6 +505,19 @@ pub fn parse(
         }
         pairs.push(pair);
     }
+    // A file target is written whole by its pair: two pairs on one file would erase each other.
+    for (i, a) in pairs.iter().enumerate() {
+        for b in &pairs[i + 1..] {
+            if let (Endpoint::Ics(x), Endpoint::Ics(y)) = (&a.target, &b.target)
+                && x.location == y.location
+            {
+                return Err(ctx.err(
+                    format!("pair '{}'.target.path", b.name),
+                    format!("the pairs '{}' and '{}' write the same file; each file target needs its own pair", a.name, b.name),
+                ));
+            }
+        }
+    }
 
     let state = match (state_override, raw.state) {
         (Some(p), _) => p.to_path_buf(),
@@ -1184,6 +1197,11 @@ path = "out.ics"
                 "pair 'a'.target.default_visibility",
             ),
             ("no pairs", "", "pair"),
+            (
+                "two pairs, one file",
+                "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"ics\"\npath=\"f\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n[[pair]]\nname=\"b\"\n[pair.source]\nkind=\"ics\"\npath=\"g\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n",
+                "pair 'b'.target.path",
+            ),
         ];
         let env = Environment {
             vars: vec![("HOME".into(), "/root".into())],

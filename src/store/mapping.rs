@@ -308,6 +308,33 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
+    /// Every staged item of the pair (bodies included), ordered by item key.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn staged_items(&self, pair: &str) -> Result<Vec<StagedItem>, StoreError> {
+        let mut st = self
+            .conn()
+            .prepare(
+                "SELECT item_key, source_key, hash, body, zones, ends_at FROM staged_item
+                 WHERE pair = ?1 ORDER BY item_key",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([pair], |r| {
+                Ok(StagedItem {
+                    item_key: r.get(0)?,
+                    source_key: r.get(1)?,
+                    hash: r.get(2)?,
+                    body: r.get(3)?,
+                    zones: r.get(4)?,
+                    ends_at: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
     /// Every item that is staged or mapped, ordered by item key: the planner's input.
     ///
     /// # Errors
