@@ -674,6 +674,18 @@ impl Ctx<'_> {
         }
     }
 
+    /// A secret that must be given, as `<stem>_file` or `<stem>_env`.
+    fn required_secret(
+        &self,
+        at: &str,
+        stem: &str,
+        file: Option<&str>,
+        env: Option<&str>,
+    ) -> Result<Secret, ConfigError> {
+        self.secret(at, stem, file, env, true)?
+            .ok_or_else(|| self.err(format!("{at}.{stem}_file"), format!("a {stem} is required")))
+    }
+
     fn url(&self, key: &str, url: &str) -> Result<String, ConfigError> {
         check_url(url).map_err(|problem| self.err(key, problem))?;
         Ok(url.trim_end_matches('/').to_string())
@@ -833,15 +845,12 @@ impl Ctx<'_> {
                 let token_url = token_url.replace("{tenant}", &tenant_id);
                 Ok(Endpoint::Graph(GraphSettings {
                     client_id: need(raw.client_id, "client_id")?,
-                    client_secret: self
-                        .secret(
-                            at,
-                            "client_secret",
-                            raw.client_secret_file.as_deref(),
-                            raw.client_secret_env.as_deref(),
-                            true,
-                        )?
-                        .expect("required secret"),
+                    client_secret: self.required_secret(
+                        at,
+                        "client_secret",
+                        raw.client_secret_file.as_deref(),
+                        raw.client_secret_env.as_deref(),
+                    )?,
                     user: need(raw.user, "user")?,
                     calendar,
                     base_url: self.url(&format!("{at}.base_url"), &base_url)?,
@@ -875,15 +884,12 @@ impl Ctx<'_> {
                     None => None,
                 };
                 Ok(Endpoint::Google(GoogleSettings {
-                    service_account: self
-                        .secret(
-                            at,
-                            "service_account",
-                            raw.service_account_file.as_deref(),
-                            raw.service_account_env.as_deref(),
-                            true,
-                        )?
-                        .expect("required secret"),
+                    service_account: self.required_secret(
+                        at,
+                        "service_account",
+                        raw.service_account_file.as_deref(),
+                        raw.service_account_env.as_deref(),
+                    )?,
                     subject: raw.subject,
                     calendar_id: need(raw.calendar_id, "calendar_id")?,
                     base_url: self.url(&format!("{at}.base_url"), &base_url)?,

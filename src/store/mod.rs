@@ -56,8 +56,7 @@ const MIGRATIONS: &[&str] = &[
         pair TEXT PRIMARY KEY,
         cursor TEXT,
         cursor_day TEXT,
-        last_good_sync INTEGER,
-        target_digest TEXT
+        last_good_sync INTEGER
     );
     CREATE TABLE mapping (
         pair TEXT NOT NULL,
