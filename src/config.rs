@@ -602,6 +602,19 @@ pub fn parse(
         }
         pairs.push(pair);
     }
+    // A file target is written whole by its pair: two pairs on one file would erase each other.
+    for (i, a) in pairs.iter().enumerate() {
+        for b in &pairs[i + 1..] {
+            if let (Endpoint::Ics(x), Endpoint::Ics(y)) = (&a.target, &b.target)
+                && x.location == y.location
+            {
+                return Err(ctx.err(
+                    format!("pair '{}'.target.path", b.name),
+                    format!("the pairs '{}' and '{}' write the same file; each file target needs its own pair", a.name, b.name),
+                ));
+            }
+        }
+    }
 
     let state = match (state_override, raw.state) {
         (Some(p), _) => p.to_path_buf(),
@@ -757,6 +770,18 @@ impl Ctx<'_> {
             )),
             (None, None) => Ok(None),
         }
+    }
+
+    /// A secret that must be given, as `<stem>_file` or `<stem>_env`.
+    fn required_secret(
+        &self,
+        at: &str,
+        stem: &str,
+        file: Option<&str>,
+        env: Option<&str>,
+    ) -> Result<Secret, ConfigError> {
+        self.secret(at, stem, file, env, true)?
+            .ok_or_else(|| self.err(format!("{at}.{stem}_file"), format!("a {stem} is required")))
     }
 
     fn url(&self, key: &str, url: &str) -> Result<String, ConfigError> {
@@ -918,15 +943,12 @@ impl Ctx<'_> {
                 let token_url = token_url.replace("{tenant}", &tenant_id);
                 Ok(Endpoint::Graph(GraphSettings {
                     client_id: need(raw.client_id, "client_id")?,
-                    client_secret: self
-                        .secret(
-                            at,
-                            "client_secret",
-                            raw.client_secret_file.as_deref(),
-                            raw.client_secret_env.as_deref(),
-                            true,
-                        )?
-                        .expect("required secret"),
+                    client_secret: self.required_secret(
+                        at,
+                        "client_secret",
+                        raw.client_secret_file.as_deref(),
+                        raw.client_secret_env.as_deref(),
+                    )?,
                     user: need(raw.user, "user")?,
                     calendar,
                     base_url: self.url(&format!("{at}.base_url"), &base_url)?,
@@ -960,15 +982,12 @@ impl Ctx<'_> {
                     None => None,
                 };
                 Ok(Endpoint::Google(GoogleSettings {
-                    service_account: self
-                        .secret(
-                            at,
-                            "service_account",
-                            raw.service_account_file.as_deref(),
-                            raw.service_account_env.as_deref(),
-                            true,
-                        )?
-                        .expect("required secret"),
+                    service_account: self.required_secret(
+                        at,
+                        "service_account",
+                        raw.service_account_file.as_deref(),
+                        raw.service_account_env.as_deref(),
+                    )?,
                     subject: raw.subject,
                     calendar_id: need(raw.calendar_id, "calendar_id")?,
                     base_url: self.url(&format!("{at}.base_url"), &base_url)?,
@@ -1322,6 +1341,11 @@ path = "out.ics"
                 "pair 'a'.target.default_visibility",
             ),
             ("no pairs", "", "pair"),
+            (
+                "two pairs, one file",
+                "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"ics\"\npath=\"f\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n[[pair]]\nname=\"b\"\n[pair.source]\nkind=\"ics\"\npath=\"g\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n",
+                "pair 'b'.target.path",
+            ),
         ];
         let env = Environment {
             vars: vec![("HOME".into(), "/root".into())],

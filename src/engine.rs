@@ -23,8 +23,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use std::collections::BTreeMap;
 
 /// Writes prepared and recorded together: one intent transaction before, one outcome
-/// transaction after.
-const BATCH: usize = 64;
+/// transaction after. Large enough that the pause between batches (the last writes of one
+/// finishing before the next starts) is rare; small enough that an interrupted run stops soon.
+const BATCH: usize = 128;
 
 /// How a pass was asked to run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -209,6 +210,7 @@ impl Engine<'_> {
             settings: self.settings,
             pair,
             http: self.http,
+            store: self.store,
         };
         let mut source = providers::build_source(&ctx)?;
         let mut target = providers::build_target(&ctx)?;
@@ -249,6 +251,10 @@ impl Engine<'_> {
         };
         let read_kind = end.kind;
 
+        if read_kind == ReadKind::Full && !opts.dry_run && self.store.mapped_count(&pair.name)? == 0
+        {
+            self.adopt(pair, target.as_mut())?;
+        }
         let mapped = self.store.mapped_count(&pair.name)?;
         let rows = self.store.plan_rows(&pair.name)?;
         let mut plan = plan::plan(&rows, read_kind, window.from.timestamp());
@@ -339,6 +345,81 @@ impl Engine<'_> {
         })
     }
 
+    /// Rebuilds a lost (or never made) mapping from the tags in the target, so that a new
+    /// state file neither duplicates what is published nor leaves events nobody deletes. An
+    /// owned event whose tag matches an item read now is adopted (kept when its content is
+    /// what would be published, else updated); one that matches nothing is an orphan, mapped
+    /// so the plan deletes it (the deletion guard still applies).
+    fn adopt(&self, pair: &Pair, target: &mut dyn Target) -> Result<(), ProviderError> {
+        let owned: Vec<_> = target
+            .list_owned()?
+            .into_iter()
+            .filter(|o| hashing::is_pair_tag(&pair.name, &o.tag))
+            .collect();
+        if owned.is_empty() {
+            return Ok(());
+        }
+        let staged: std::collections::HashMap<String, StagedItem> = self
+            .store
+            .staged_items(&pair.name)?
+            .into_iter()
+            .map(|i| {
+                (
+                    hashing::item_tag(&pair.name, &ItemKey(i.item_key.clone())),
+                    i,
+                )
+            })
+            .collect();
+        let now = self.now.timestamp();
+        let (mut adopted, mut orphans) = (0u64, 0u64);
+        self.store.transaction(|s| {
+            for o in &owned {
+                let body = o.event.canonical_json();
+                let row = match staged.get(&o.tag) {
+                    Some(item) => {
+                        adopted += 1;
+                        MappedRow {
+                            item_key: item.item_key.clone(),
+                            source_key: item.source_key.clone(),
+                            target_id: o.target_id.clone(),
+                            etag: o.etag.clone(),
+                            // Same content: nothing to write; else a hash no staging has.
+                            hash: if body == item.body {
+                                item.hash.clone()
+                            } else {
+                                format!("adopted:{}", hashing::sha256_hex(body.as_bytes()))
+                            },
+                            body,
+                            zones: item.zones.clone(),
+                            ends_at: item.ends_at,
+                            dtstamp: now,
+                        }
+                    }
+                    None => {
+                        orphans += 1;
+                        let key = format!("orphan:{}", o.tag);
+                        MappedRow {
+                            item_key: key.clone(),
+                            source_key: key,
+                            target_id: o.target_id.clone(),
+                            etag: o.etag.clone(),
+                            hash: "orphan".into(),
+                            zones: zones_of(&o.event),
+                            body,
+                            ends_at: None,
+                            dtstamp: now,
+                        }
+                    }
+                };
+                s.upsert_mapping(&pair.name, &row)?;
+            }
+            Ok(())
+        })?;
+        log::warn!(event = "state.rebuilt", pair = pair.name.as_str(), adopted = adopted, orphans = orphans;
+                   "no mapping in the state file: rebuilt it from the tags in the target");
+        Ok(())
+    }
+
     /// Runs the policy on one page and stages its decisions, in one transaction.
     fn stage_page(
         &self,
@@ -347,6 +428,9 @@ impl Engine<'_> {
         page: SourcePage,
         counts: &mut Counts,
     ) -> Result<(), ProviderError> {
+        if crate::interrupt::requested() {
+            return Err(ProviderError::Interrupted);
+        }
         for (key, reason) in &page.skipped {
             counts.skipped += 1;
             log::warn!(event = "event.skipped", pair = pair.name.as_str(),
@@ -570,23 +654,11 @@ fn staged(event: &crate::model::SourceEvent, item: policy::Publish) -> StagedIte
 
 /// The IANA zones an event uses, comma-separated and sorted.
 fn zones_of(event: &PublicEvent) -> String {
-    use crate::model::Moment;
-    let mut zones = std::collections::BTreeSet::new();
-    let mut add = |m: &Moment| {
-        if let Moment::Zoned(_, tz) = m {
-            zones.insert(tz.name());
-        }
-    };
-    add(&event.details.start);
-    event.details.end.iter().for_each(&mut add);
-    event.rdates.iter().for_each(&mut add);
-    event.exdates.iter().for_each(&mut add);
-    for o in &event.overrides {
-        add(&o.recurrence_id);
-        add(&o.details.start);
-        o.details.end.iter().for_each(&mut add);
-    }
-    zones.into_iter().collect::<Vec<_>>().join(",")
+    let names: std::collections::BTreeSet<&str> = crate::ical::zones_of(event)
+        .iter()
+        .map(|tz| tz.name())
+        .collect();
+    names.into_iter().collect::<Vec<_>>().join(",")
 }
 
 /// A progress bar on stderr, only when stderr is a terminal.

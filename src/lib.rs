@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod exit;
+pub mod fsutil;
 pub mod hashing;
 pub mod ical;
 pub mod interrupt;

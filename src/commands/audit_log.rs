@@ -1,6 +1,7 @@
 //! Audit entries the writing commands append besides their own run entry (DESIGN.md, Audit
-//! log): authentication outcomes and — once the circuit breaker persists its state —
-//! breaker transitions. Details are ids, counts and masked addresses; never a secret.
+//! log): authentication outcomes. (Breaker transitions are appended where the breakers are
+//! saved, `Session::flush_breakers`.) Details are ids, counts and masked addresses; never a
+//! secret.
 //!
 //! Authentication is judged from how a pair's run ended: refused credentials (77) are
 //! appended every time; a success is appended when it is the pair's first, or the first
@@ -75,22 +76,6 @@ pub fn auth(session: &Session, pair: &Pair, exit_code: i32, error: Option<&str>)
     if let Err(e) = session.store.set_meta(&key, now) {
         log::error!(event = "state.error", pair = pair.name.as_str(); "{e}");
     }
-}
-
-/// Appends a circuit breaker's transition (`closed`, `open`, `half_open`) for an endpoint
-/// (`scheme://host:port`). The hook for the persisted breaker: call it where a state change
-/// is committed.
-pub fn breaker_transition(session: &Session, endpoint: &str, from: &str, to: &str, failures: u32) {
-    session.audit(
-        "breaker.transition",
-        None,
-        serde_json::json!({
-            "endpoint": mask_emails(endpoint),
-            "from": from,
-            "to": to,
-            "failures": failures,
-        }),
-    );
 }
 
 #[cfg(test)]

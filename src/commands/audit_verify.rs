@@ -96,7 +96,7 @@ pub fn run(global: &GlobalArgs, args: &AuditVerifyArgs) -> Result<i32, Error> {
         "key": key_path.as_ref().map(|p| p.display().to_string()),
     });
     report::print(report::wants_json(args.format), &document, || {
-        let mut t = Table::new(&["AUDIT CHAIN", ""]);
+        let mut t = Table::new(&["AUDIT CHAIN", "VALUE"]);
         t.row(vec!["status".into(), status.into()]);
         t.row(vec!["entries".into(), check.entries.to_string()]);
         t.row(vec![

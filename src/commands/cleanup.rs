@@ -39,6 +39,41 @@ pub fn expired(ends_at: Option<i64>, horizon: i64) -> bool {
     ends_at.is_some_and(|end| end < horizon)
 }
 
+/// Expired items sorted by what the target says of them.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// Listed in the target under this item's own tag: ours, removed.
+    pub removals: Vec<Write>,
+    /// Not listed under calsync's tag at all: forgotten, the target is not written.
+    pub gone: Vec<MappedRow>,
+    /// Listed under another tag (another item's, another pair's): left alone.
+    pub not_ours: Vec<MappedRow>,
+}
+
+/// Decides, for expired mapped items, which are removed: only those the target lists (by
+/// target id) under the tag derived from the item itself. `listed` maps the target ids of
+/// the events carrying one of calsync's tags to that tag.
+pub fn select_removals(
+    pair: &str,
+    expired: Vec<MappedRow>,
+    listed: &BTreeMap<String, String>,
+) -> Selection {
+    let mut s = Selection::default();
+    for row in expired {
+        let item = ItemKey(row.item_key.clone());
+        match listed.get(&row.target_id) {
+            Some(tag) if *tag == hashing::item_tag(pair, &item) => s.removals.push(Write::Delete {
+                item,
+                target_id: row.target_id,
+                etag: row.etag,
+            }),
+            Some(_) => s.not_ours.push(row),
+            None => s.gone.push(row),
+        }
+    }
+    s
+}
+
 /// What one pair's cleanup did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -105,6 +140,7 @@ pub fn run(global: &GlobalArgs, args: &CleanupArgs) -> Result<i32, Error> {
         log::warn!(event = "cleanup.interrupted", left = (pairs.len() - results.len()) as u64;
                    "stop requested: remaining pairs not run");
     }
+    session.flush_breakers();
     let history_pruned = if args.dry_run {
         0
     } else {
@@ -252,13 +288,12 @@ fn remove_expired(
     })?;
     counts.expired = candidates.len() as u64;
 
-    let mut removals = Vec::new();
-    let mut gone = Vec::new();
     if !candidates.is_empty() {
         let ctx = Context {
             settings: &session.settings,
             pair,
             http: &session.http,
+            store,
         };
         let mut target = providers::build_target(&ctx)?;
         target.prepare()?;
@@ -269,24 +304,17 @@ fn remove_expired(
             .into_iter()
             .map(|o| (o.target_id, o.tag))
             .collect();
-        for row in candidates {
-            let item = ItemKey(row.item_key.clone());
-            let tag = hashing::item_tag(&pair.name, &item);
-            match listed.get(&row.target_id) {
-                Some(t) if *t == tag => removals.push(Write::Delete {
-                    item,
-                    target_id: row.target_id,
-                    etag: row.etag,
-                }),
-                Some(_) => {
-                    counts.not_ours += 1;
-                    log::warn!(event = "cleanup.not_ours", pair = pair.name.as_str(), item = row.item_key.as_str(),
-                               target_id = row.target_id.as_str();
-                               "the target holds another item under this id; left alone");
-                }
-                None => gone.push(row),
-            }
+        let Selection {
+            removals,
+            gone,
+            not_ours,
+        } = select_removals(&pair.name, candidates, &listed);
+        for row in &not_ours {
+            log::warn!(event = "cleanup.not_ours", pair = pair.name.as_str(), item = row.item_key.as_str(),
+                       target_id = row.target_id.as_str();
+                       "the target holds another item under this id; left alone");
         }
+        counts.not_ours = not_ours.len() as u64;
         if dry_run {
             for w in &removals {
                 log::info!(event = "plan.action", pair = pair.name.as_str(), action = "delete",
@@ -411,6 +439,59 @@ mod tests {
             "2026-10-30T12:00:00Z".parse::<DateTime<Utc>>().unwrap()
         );
         assert_eq!(retention_horizon(now, 0, 0), now);
+    }
+
+    #[test]
+    fn only_events_the_target_lists_under_the_items_own_tag_are_removed() {
+        let row = |key: &str, target_id: &str| MappedRow {
+            item_key: key.into(),
+            source_key: key.into(),
+            target_id: target_id.into(),
+            etag: Some("\"1\"".into()),
+            hash: String::new(),
+            body: String::new(),
+            zones: String::new(),
+            ends_at: Some(1),
+            dtstamp: 1,
+        };
+        let tag = |key: &str| hashing::item_tag("parish", &ItemKey(key.into()));
+        let listed: BTreeMap<String, String> = [
+            ("t-ours", tag("ours")),
+            // Another item's tag under the id the mapping remembers for "moved".
+            ("t-moved", tag("someone-else")),
+            // Another pair's event.
+            (
+                "t-other-pair",
+                hashing::item_tag("school", &ItemKey("theirs".into())),
+            ),
+        ]
+        .into_iter()
+        .map(|(id, t)| (id.to_string(), t))
+        .collect();
+        let s = select_removals(
+            "parish",
+            vec![
+                row("ours", "t-ours"),
+                row("moved", "t-moved"),
+                row("theirs", "t-other-pair"),
+                row("gone", "t-gone"),
+            ],
+            &listed,
+        );
+        let removed: Vec<(&str, &str)> = s
+            .removals
+            .iter()
+            .map(|w| match w {
+                Write::Delete {
+                    item, target_id, ..
+                } => (item.0.as_str(), target_id.as_str()),
+                _ => panic!("only deletions"),
+            })
+            .collect();
+        assert_eq!(removed, [("ours", "t-ours")]);
+        let keys = |rows: &[MappedRow]| rows.iter().map(|r| r.item_key.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&s.not_ours), ["moved", "theirs"]);
+        assert_eq!(keys(&s.gone), ["gone"]);
     }
 
     #[test]

@@ -20,8 +20,9 @@ use crate::error::Error;
 use crate::exit::health as nagios;
 use crate::mask::mask_emails;
 use crate::net::Http;
+use crate::net::breaker::{Breaker, State};
 use crate::providers::{self, Context, ProviderError};
-use crate::store::{AuditKey, BreakerRow, RunRecord, Store, StoreError};
+use crate::store::{AuditKey, RunRecord, Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
@@ -237,25 +238,21 @@ pub fn cursor_age(cursor_day: Option<&str>, today: NaiveDate, warn_days: u32) ->
     Verdict::new(status, format!("cursor made {day}")).observed(days, "d")
 }
 
-/// The circuit breakers of a pair's endpoints: open fails (sync will not call it, 69), half
-/// open warns.
-pub fn breakers(rows: &[BreakerRow], endpoints: &[String]) -> Verdict {
-    let mine: Vec<&BreakerRow> = rows
+/// The circuit breakers of a pair's endpoints, as the last run saved them: open fails (sync
+/// will not call it, 69), half open warns (the next call is a probe).
+pub fn breakers(saved: &[(String, Breaker)], endpoints: &[String]) -> Verdict {
+    let mine: Vec<&(String, Breaker)> = saved
         .iter()
-        .filter(|r| endpoints.contains(&r.endpoint))
+        .filter(|(endpoint, _)| endpoints.contains(endpoint))
         .collect();
-    let state = |r: &&BreakerRow| r.state.to_ascii_lowercase().replace('-', "_");
-    let open: Vec<&str> = mine
-        .iter()
-        .filter(|r| state(r) == "open")
-        .map(|r| r.endpoint.as_str())
-        .collect();
-    let half: Vec<&str> = mine
-        .iter()
-        .filter(|r| state(r) == "half_open")
-        .map(|r| r.endpoint.as_str())
-        .collect();
-    let failures = mine.iter().map(|r| r.failures).max().unwrap_or(0);
+    let named = |state: State| -> Vec<&str> {
+        mine.iter()
+            .filter(|(_, b)| b.state == state)
+            .map(|(e, _)| e.as_str())
+            .collect()
+    };
+    let (open, half) = (named(State::Open), named(State::HalfOpen));
+    let failures = mine.iter().map(|(_, b)| b.failures).max().unwrap_or(0);
     let v = if !open.is_empty() {
         Verdict::new(Status::Fail, format!("open: {}", open.join(", ")))
     } else if !half.is_empty() {
@@ -356,10 +353,15 @@ fn gather(global: &GlobalArgs, offline: bool, now: DateTime<Utc>) -> Vec<Check> 
     checks.push(state_check);
     checks.push(audit_key(&settings, store.is_some()));
 
+    // Providers keep caches (tokens, calendar ids) in the state; without a state file they
+    // get one in memory, so nothing is created.
     let http = if offline {
         None
     } else {
-        match Http::new(&settings.net) {
+        match Http::new(&settings.net).and_then(|h| {
+            let scratch = Store::in_memory().map_err(|e| e.to_string())?;
+            Ok((h, scratch))
+        }) {
             Ok(h) => Some(h),
             Err(e) => {
                 checks.push(Check::system("network", Status::Unknown, e));
@@ -376,12 +378,13 @@ fn gather(global: &GlobalArgs, offline: bool, now: DateTime<Utc>) -> Vec<Check> 
             credentials(pair),
         ));
         let state = store.as_ref().map(|s| s.pair_state(&pair.name));
-        if let Some(http) = &http {
+        if let Some((http, scratch)) = &http {
             let cursor = match &state {
                 Some(Ok(st)) => st.cursor.clone(),
                 _ => None,
             };
-            checks.extend(probe_pair(&settings, pair, http, cursor.as_deref()));
+            let cache = store.as_ref().unwrap_or(scratch);
+            checks.extend(probe_pair(&settings, pair, http, cache, cursor.as_deref()));
         }
         let Some(store) = &store else {
             checks.push(Check::pair(
@@ -510,11 +513,18 @@ fn is_remote(endpoint: &Endpoint) -> bool {
 
 /// Reaches each side through the provider traits: the source with a read from the stored
 /// cursor (an unchanged source answers cheaply), the target with `prepare`.
-fn probe_pair(settings: &Settings, pair: &Pair, http: &Http, cursor: Option<&str>) -> Vec<Check> {
+fn probe_pair(
+    settings: &Settings,
+    pair: &Pair,
+    http: &Http,
+    store: &Store,
+    cursor: Option<&str>,
+) -> Vec<Check> {
     let ctx = Context {
         settings,
         pair,
         http,
+        store,
     };
     let started = Instant::now();
     let source = providers::build_source(&ctx).and_then(|mut source| {
@@ -718,21 +728,25 @@ mod tests {
 
     #[test]
     fn breakers_of_the_pair_fail_when_open_and_warn_half_open() {
-        let row = |endpoint: &str, state: &str| BreakerRow {
-            endpoint: endpoint.into(),
-            state: state.into(),
-            failures: 5,
-            opened_at: Some(1),
+        let row = |endpoint: &str, state: State| {
+            (
+                endpoint.to_string(),
+                Breaker {
+                    state,
+                    failures: 5,
+                    opened_at: Some(1),
+                },
+            )
         };
         let mine = vec!["https://dav.example.org:443".to_string()];
         let rows = [
-            row("https://other.example.org:443", "open"),
-            row("https://dav.example.org:443", "closed"),
+            row("https://other.example.org:443", State::Open),
+            row("https://dav.example.org:443", State::Closed),
         ];
         assert_eq!(breakers(&rows, &mine).status, Status::Pass);
-        let rows = [row("https://dav.example.org:443", "HALF_OPEN")];
+        let rows = [row("https://dav.example.org:443", State::HalfOpen)];
         assert_eq!(breakers(&rows, &mine).status, Status::Warn);
-        let rows = [row("https://dav.example.org:443", "open")];
+        let rows = [row("https://dav.example.org:443", State::Open)];
         let v = breakers(&rows, &mine);
         assert_eq!(v.status, Status::Fail);
         assert!(v.output.unwrap().contains("dav.example.org"));

@@ -77,6 +77,9 @@ impl Session {
     /// # Errors
     /// Config (78), unknown pair (64), locked (75), unusable state (78).
     pub fn open(global: &GlobalArgs) -> Result<(Session, Vec<String>), Error> {
+        // Named first, so every line of the run carries the id, errors included.
+        let run_id = new_run_id();
+        logging::set_run_id(&run_id);
         let settings = config::load(
             &global.config,
             global.state.as_deref(),
@@ -97,9 +100,10 @@ impl Session {
             log::warn!(event = "audit.key_created", path = audit_key.path.display().to_string().as_str();
                        "created a new audit key beside the state file; keep a copy, or set audit_key_file");
         }
-        let http = Http::new(&settings.net).map_err(Error::Setup)?;
-        let run_id = new_run_id();
-        logging::set_run_id(&run_id);
+        let breakers = crate::net::Breakers::load(store.breakers()?);
+        let http = Http::new(&settings.net)
+            .map_err(Error::Setup)?
+            .with_breakers(breakers);
         Ok((
             Session {
                 settings,
@@ -154,6 +158,28 @@ impl Session {
         if let Ok(Some(head)) = self.store.audit_head() {
             log::info!(event = "audit.head", seq = head.seq, mac = head.mac.as_str(), head = head.to_string().as_str();
                        "audit chain head");
+        }
+    }
+
+    /// Saves the circuit breakers, and logs and audits each state change of the run.
+    pub fn flush_breakers(&self) {
+        for (endpoint, t) in self.http.breakers().take_transitions() {
+            let endpoint = crate::mask::mask_url(&endpoint);
+            let event = match t.to {
+                crate::net::breaker::State::Open => "breaker.opened",
+                crate::net::breaker::State::HalfOpen => "breaker.half_open",
+                crate::net::breaker::State::Closed => "breaker.closed",
+            };
+            log::warn!(event = event, endpoint = endpoint.as_str(), from = t.from.as_str(), to = t.to.as_str();
+                       "circuit breaker {} → {}", t.from.as_str(), t.to.as_str());
+            self.audit(
+                "breaker",
+                None,
+                serde_json::json!({ "endpoint": endpoint, "from": t.from.as_str(), "to": t.to.as_str() }),
+            );
+        }
+        if let Err(e) = self.store.save_breakers(&self.http.breakers().snapshot()) {
+            log::error!(event = "state.error"; "{e}");
         }
     }
 

@@ -66,6 +66,7 @@ pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
     if crate::interrupt::requested() && reports.len() < pairs.len() {
         log::warn!(event = "sync.interrupted", left = (pairs.len() - reports.len()) as u64; "stop requested: remaining pairs not run");
     }
+    session.flush_breakers();
     session.flush_metrics();
     session.log_chain_head();
     let mut code = exit::most_severe(reports.iter().map(|r| r.exit_code));

@@ -21,7 +21,7 @@ use crate::hashing;
 use crate::mask::mask_emails;
 use crate::model::{ItemKey, Moment, PublicDetails, PublicEvent, Recurrence};
 use crate::net::Http;
-use crate::policy::{self, Decision, RecurrenceMode, Visibility, Window, Withheld};
+use crate::policy::{self, Decision, RecurrenceMode, Window, Withheld};
 use crate::providers::{self, Context, OwnedEvent, ProviderError, SourcePage};
 use crate::store::{AuditKey, MappedRow, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -166,9 +166,16 @@ pub fn check(
             unexpected.insert(o.target_id.clone());
         }
     }
+    // A tag found more than once: the copies beyond the first are too many.
+    let mut surplus = BTreeSet::new();
+    for list in by_tag.values() {
+        surplus.extend(list.iter().skip(1).map(|o| o.target_id.clone()));
+    }
+    let mut counted: BTreeSet<String> = missing.union(&unexpected).cloned().collect();
+    counted.extend(surplus);
     let counts = Outcome::new(
         "counts_match",
-        missing.union(&unexpected).cloned().collect(),
+        counted,
         serde_json::json!({
             "expected": expected.items.len(),
             "found": owned.len(),
@@ -210,27 +217,31 @@ pub fn check(
         }),
     );
 
-    // All public: the marking read back is public and nothing that must not travel is there.
+    // All public: every CLASS read back (master and overrides) is PUBLIC, written out as
+    // calsync writes it, and nothing calsync never writes (attendees, alarms…) is there.
     let mut not_public = BTreeSet::new();
     let mut not_verified = 0u64;
     let mut forbidden = BTreeMap::new();
     for o in owned {
-        match &o.exposure.marking {
-            Some(m) if !policy::is_public(m, Visibility::Private) => {
-                not_public.insert(o.target_id.clone());
-            }
-            Some(_) => {}
-            None => not_verified += 1,
+        if o.classes.is_empty() {
+            not_verified += 1;
         }
-        if !o.exposure.forbidden.is_empty() {
+        let public = |c: &Option<String>| {
+            c.as_deref()
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("PUBLIC"))
+        };
+        if !o.classes.iter().all(public) {
             not_public.insert(o.target_id.clone());
-            forbidden.insert(o.target_id.clone(), o.exposure.forbidden.clone());
+        }
+        if !o.foreign.is_empty() {
+            not_public.insert(o.target_id.clone());
+            forbidden.insert(o.target_id.clone(), o.foreign.clone());
         }
     }
     let public = Outcome::new(
         "all_public",
         not_public,
-        serde_json::json!({ "marking_not_read_back": not_verified, "forbidden_properties": forbidden }),
+        serde_json::json!({ "class_not_read_back": not_verified, "foreign_properties": forbidden }),
     );
 
     // None older than the cutoff.
@@ -521,10 +532,22 @@ fn validate_pair(
     store: Option<&Store>,
     now: DateTime<Utc>,
 ) -> Vec<Outcome> {
+    let scratch;
+    let cache = match store {
+        Some(store) => store,
+        None => match Store::in_memory() {
+            Ok(s) => {
+                scratch = s;
+                &scratch
+            }
+            Err(e) => return vec![unreadable("source_read", &ProviderError::State(e))],
+        },
+    };
     let ctx = Context {
         settings,
         pair,
         http,
+        store: cache,
     };
     let window = Window::around(now, pair.window.past_days, pair.window.future_days);
     let mut expected = Expected::default();
@@ -613,7 +636,6 @@ fn audit_failures(
 mod tests {
     use super::*;
     use crate::model::PublicOverride;
-    use crate::providers::Exposure;
 
     fn details(title: &str, start: &str, end: &str) -> PublicDetails {
         PublicDetails {
@@ -642,11 +664,9 @@ mod tests {
             target_id: format!("{tag}@calsync"),
             tag: tag.into(),
             etag: None,
+            classes: vec![Some("PUBLIC".into())],
+            foreign: vec![],
             event,
-            exposure: Exposure {
-                marking: Some(crate::model::Marking::Class(Some("PUBLIC".into()))),
-                forbidden: vec![],
-            },
         }
     }
 
@@ -746,7 +766,10 @@ mod tests {
                     copy.target_id = "copy-of-a".into();
                     t.push(copy);
                 },
-                &[("no_duplicates", &["a@calsync", "copy-of-a"])],
+                &[
+                    ("counts_match", &["copy-of-a"]),
+                    ("no_duplicates", &["a@calsync", "copy-of-a"]),
+                ],
             ),
             (
                 "a private event injected",
@@ -791,15 +814,12 @@ mod tests {
             ),
             (
                 "an event marked private in the target",
-                |t| {
-                    t[0].exposure.marking =
-                        Some(crate::model::Marking::Class(Some("PRIVATE".into())))
-                },
+                |t| t[0].classes = vec![Some("PRIVATE".into())],
                 &[("all_public", &["a@calsync"])],
             ),
             (
                 "attendees in the target",
-                |t| t[0].exposure.forbidden = vec!["ATTENDEE".into()],
+                |t| t[0].foreign = vec!["ATTENDEE".into()],
                 &[("all_public", &["a@calsync"])],
             ),
             (
@@ -861,12 +881,18 @@ mod tests {
     }
 
     #[test]
-    fn markings_not_read_back_are_counted_not_failed() {
+    fn classes_not_read_back_are_counted_and_an_absent_class_fails() {
         let (expected, traced, mut target) = good();
-        target[0].exposure = Exposure::default();
+        target[0].classes = vec![];
         let outcomes = check(&expected, &traced, &target, bounds());
         assert_eq!(failing(&outcomes), vec![]);
-        assert_eq!(outcomes[2].detail["marking_not_read_back"], 1);
+        assert_eq!(outcomes[2].detail["class_not_read_back"], 1);
+        target[1].classes = vec![Some("PUBLIC".into()), None];
+        let outcomes = check(&expected, &traced, &target, bounds());
+        assert_eq!(
+            failing(&outcomes),
+            vec![("all_public", vec!["b@calsync".to_string()])]
+        );
     }
 
     #[test]

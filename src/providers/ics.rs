@@ -15,11 +15,11 @@ use super::{
     Target, Write, WriteError,
 };
 use crate::config::{IcsLocation, IcsSettings};
+use crate::fsutil::{AtomicFile, HashingWriter, file_sha256};
 use crate::hashing::sha256_hex;
 use crate::net::{Auth, Http, Request};
 use crate::plan::ReadKind;
 use serde::{Deserialize, Serialize};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Items handed to the engine per page (bounds the staging transaction, not memory: a feed
@@ -169,6 +169,7 @@ impl Source for IcsSource {
 pub struct IcsTarget {
     path: PathBuf,
     name: Option<String>,
+    pair: String,
 }
 
 impl IcsTarget {
@@ -179,6 +180,7 @@ impl IcsTarget {
             IcsLocation::Path(path) => Ok(IcsTarget {
                 path,
                 name: settings.name.or_else(|| Some(pair.to_string())),
+                pair: pair.to_string(),
             }),
             IcsLocation::Url(_) => Err(ProviderError::Config(format!(
                 "pair '{pair}': an ics target must be a path"
@@ -193,14 +195,27 @@ impl IcsTarget {
         }
     }
 
-    fn render(&self, published: &dyn PublishedSet) -> Result<Vec<u8>, ProviderError> {
-        let zones = published.zones()?;
-        let mut out = Vec::new();
-        let mut writer = crate::ical::CalendarWriter::new(&mut out, self.name.as_deref(), &zones)
-            .map_err(|e| self.failed(e))?;
-        published.for_each(&mut |item| writer.item(&item).map_err(|e| self.failed(e)))?;
-        writer.finish().map_err(|e| self.failed(e))?;
-        Ok(out)
+    /// Renders the whole published set into `out`; returns the SHA-256 and size written.
+    fn render(
+        &self,
+        published: &dyn PublishedSet,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(String, u64), ProviderError> {
+        let zones: Vec<chrono_tz::Tz> = published
+            .zones()?
+            .iter()
+            .filter_map(|z| z.parse().ok())
+            .collect();
+        let mut hashing = HashingWriter::new(std::io::BufWriter::new(out));
+        {
+            let mut writer =
+                crate::ical::CalendarWriter::new(&mut hashing, self.name.as_deref(), &zones)
+                    .map_err(|e| self.failed(e))?;
+            published.for_each(&mut |item| writer.item(&item).map_err(|e| self.failed(e)))?;
+            writer.finish().map_err(|e| self.failed(e))?;
+        }
+        let (_, digest, size) = hashing.finish().map_err(|e| self.failed(e))?;
+        Ok((digest, size))
     }
 }
 
@@ -237,14 +252,27 @@ impl Target for IcsTarget {
     }
 
     fn finish(&mut self, published: &dyn PublishedSet, dry_run: bool) -> Result<(), ProviderError> {
-        let bytes = self.render(published)?;
-        if std::fs::read(&self.path).is_ok_and(|old| old == bytes) {
-            return Ok(());
-        }
+        let existing =
+            file_sha256(&self.path).map_err(|e| self.failed(format!("cannot read: {e}")))?;
         if dry_run {
+            let (digest, _) = self.render(published, &mut std::io::sink())?;
+            if existing.as_deref() != Some(digest.as_str()) {
+                log::info!(event = "target.would_write", path = self.path.display().to_string().as_str();
+                           "the published calendar would change");
+            }
             return Ok(());
         }
-        replace_file(&self.path, &bytes).map_err(|e| self.failed(e))
+        let mut file = AtomicFile::create(&self.path, 0o644)
+            .map_err(|e| self.failed(format!("cannot write beside it: {e}")))?;
+        let (digest, size) = self.render(published, &mut file)?;
+        if existing.as_deref() == Some(digest.as_str()) {
+            // Byte-identical: leave the file (and its mtime, which web caches key on) alone.
+            return Ok(());
+        }
+        file.commit().map_err(|e| self.failed(e))?;
+        log::info!(event = "target.written", path = self.path.display().to_string().as_str(),
+                   bytes = size; "published calendar written");
+        Ok(())
     }
 
     fn list_owned(&mut self) -> Result<Vec<OwnedEvent>, ProviderError> {
@@ -253,86 +281,22 @@ impl Target for IcsTarget {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => return Err(self.failed(format!("cannot read: {e}"))),
         };
-        crate::ical::parse_published(&bytes)
-            .map_err(|e| self.failed(e))
-            .map(|list| {
-                list.into_iter()
-                    .map(|(tag, event)| OwnedEvent {
-                        target_id: event.uid.clone(),
-                        tag,
-                        etag: None,
-                        event,
-                        exposure: super::Exposure::default(),
-                    })
-                    .collect()
+        let items = crate::ical::parse_published(&bytes).map_err(|e| self.failed(e))?;
+        Ok(items
+            .into_iter()
+            .filter_map(|r| {
+                let tag = r
+                    .tag
+                    .filter(|t| crate::hashing::is_pair_tag(&self.pair, t))?;
+                Some(OwnedEvent {
+                    target_id: r.event.uid.clone(),
+                    tag,
+                    etag: None,
+                    classes: r.classes,
+                    foreign: r.foreign,
+                    event: r.event,
+                })
             })
-    }
-}
-
-/// Replaces `path` with `bytes` atomically: a temp file in the same folder, fsync, rename,
-/// fsync of the folder. An existing file's permissions are kept; a new one is 0644 (it is
-/// meant to be served).
-fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "calendar.ics".into());
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o777)
-        .unwrap_or(0o644);
-    let mut suffix = [0u8; 6];
-    let _ = getrandom::fill(&mut suffix);
-    let tmp = dir.join(format!(
-        ".{file_name}.{}.tmp",
-        suffix
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_replaced_file_keeps_its_mode_and_leaves_no_temp_file() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("public.ics");
-        replace_file(&path, b"one").unwrap();
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o644
-        );
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        replace_file(&path, b"two").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o640
-        );
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+            .collect())
     }
 }

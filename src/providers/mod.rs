@@ -176,23 +176,12 @@ pub struct OwnedEvent {
     pub target_id: String,
     pub tag: String,
     pub etag: Option<String>,
+    /// `CLASS` of the master and each override, as the target holds them.
+    pub classes: Vec<Option<String>>,
+    /// Properties calsync never writes that the target's event carries (ATTENDEE, VALARM…).
+    pub foreign: Vec<String>,
     /// What the target holds, read back into the published shape.
     pub event: PublicEvent,
-    /// What the target shows of it beyond the published shape (`validate` checks it).
-    pub exposure: Exposure,
-}
-
-/// What a target holds of an event besides its published shape, read back so `validate` can
-/// check that nothing private travelled. A provider that cannot tell leaves it empty
-/// (`Exposure::default()`), and `validate` reports the marking as not verified.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Exposure {
-    /// The privacy marking as the target spells it (`CLASS`, `sensitivity`, `visibility`);
-    /// `None` when the provider does not read it back.
-    pub marking: Option<crate::model::Marking>,
-    /// Properties present that must never travel (`ATTENDEE`, `ORGANIZER`, `VALARM`, …), by
-    /// name only.
-    pub forbidden: Vec<String>,
 }
 
 /// Every item published for a pair, for targets that write themselves whole (an .ics file).
@@ -249,6 +238,8 @@ pub struct Context<'a> {
     pub settings: &'a Settings,
     pub pair: &'a crate::config::Pair,
     pub http: &'a Http,
+    /// For caches that span runs (resolved calendar URLs/ids, access tokens).
+    pub store: &'a crate::store::Store,
 }
 
 /// Builds the source of a pair.

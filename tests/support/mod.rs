@@ -13,6 +13,8 @@
 // Not every test file uses every helper.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod http;
+pub mod ics;
 pub mod proxy;
 pub mod radicale;
