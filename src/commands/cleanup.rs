@@ -140,10 +140,10 @@ pub fn run(global: &GlobalArgs, args: &CleanupArgs) -> Result<i32, Error> {
         log::warn!(event = "cleanup.interrupted", left = (pairs.len() - results.len()) as u64;
                    "stop requested: remaining pairs not run");
     }
-    session.flush_breakers();
     let history_pruned = if args.dry_run {
         0
     } else {
+        session.flush_breakers();
         session.flush_metrics()
     };
     if !args.dry_run {
