@@ -14,6 +14,7 @@ use calsync::model::ItemKey;
 use rusqlite::Connection;
 use serde_json::Value;
 use support::cli::{Cli, Run};
+use support::http::{Response, TestServer};
 use support::ics::{self, feed, timed, ymd};
 
 /// A title that must never appear in anything calsync prints.
@@ -749,6 +750,67 @@ fn audit_verify_names_the_first_bad_entry_of_each_tamper() {
             text.stdout
         );
     }
+}
+
+#[test]
+fn refused_credentials_are_audited_each_time_and_success_once_after() {
+    let feed_text = parish_feed();
+    let server = TestServer::start(move |request| {
+        // Basic feed:s3cret-right
+        if request.header("Authorization") == Some("Basic ZmVlZDpzM2NyZXQtcmlnaHQ=") {
+            Response::ics(200, &feed_text)
+        } else {
+            Response::text(401, "Unauthorized")
+        }
+    });
+    let cli = Cli::new();
+    cli.write(
+        "calsync.toml",
+        config(&pair(
+            "parish",
+            "",
+            &format!(
+                "url = \"{}/feed.ics\"\nusername = \"feed\"\npassword_file = \"feed-password\"",
+                server.url()
+            ),
+            "public.ics",
+        )),
+    );
+    let auth_entries = |cli: &Cli| -> Vec<(String, String)> {
+        db(cli)
+            .prepare("SELECT kind, detail FROM audit WHERE kind LIKE 'auth.%' ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    cli.write("feed-password", "s3cret-wrong\n");
+    for _ in 0..2 {
+        let run = cli.run(&["sync"]);
+        assert_eq!(run.code, exit::NOPERM, "{}", run.stdout);
+    }
+    cli.write("feed-password", "s3cret-right\n");
+    for _ in 0..2 {
+        let run = cli.run(&["sync"]);
+        assert_eq!(run.code, exit::OK, "{}", run.stdout);
+    }
+    let entries = auth_entries(&cli);
+    let kinds: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["auth.failed", "auth.failed", "auth.succeeded"]);
+    assert!(entries[0].1.contains("401"), "{}", entries[0].1);
+    let all: String = db(&cli)
+        .prepare("SELECT detail FROM audit")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        !all.contains("s3cret"),
+        "a secret reached the audit log: {all}"
+    );
+    assert_eq!(cli.run(&["audit-verify"]).code, exit::OK);
 }
 
 // ------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ use crate::mask::mask_emails;
 use crate::net::Http;
 use crate::net::breaker::{Breaker, State};
 use crate::providers::{self, Context, ProviderError};
-use crate::store::{AuditKey, RunRecord, Store, StoreError};
+use crate::store::{AuditKey, RunRecord, Store};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
@@ -343,7 +343,7 @@ fn gather(global: &GlobalArgs, offline: bool, now: DateTime<Utc>) -> Vec<Check> 
         "config",
         Status::Pass,
         format!(
-            "{} ({} pairs)",
+            "{}, pairs: {}",
             settings.path.display(),
             settings.pairs.len()
         ),
@@ -386,51 +386,68 @@ fn gather(global: &GlobalArgs, offline: bool, now: DateTime<Utc>) -> Vec<Check> 
             let cache = store.as_ref().unwrap_or(scratch);
             checks.extend(probe_pair(&settings, pair, http, cache, cursor.as_deref()));
         }
-        let Some(store) = &store else {
-            checks.push(Check::pair(
-                &pair.name,
-                "lastGoodSync",
-                "pair",
-                Verdict::new(Status::Warn, "never synced (no state file yet)"),
-            ));
-            continue;
+        let (store, st) = match (&store, state) {
+            (Some(store), Some(Ok(st))) => (store, st),
+            (Some(_), Some(Err(e))) => {
+                checks.push(Check::pair(
+                    &pair.name,
+                    "lastGoodSync",
+                    "pair",
+                    Verdict::new(Status::Unknown, e.to_string()),
+                ));
+                continue;
+            }
+            // No state file yet: never synced. (An unusable one is reported once, as the
+            // `state:file` check.)
+            _ => {
+                if !settings.state.exists() {
+                    checks.push(Check::pair(
+                        &pair.name,
+                        "lastGoodSync",
+                        "pair",
+                        Verdict::new(Status::Warn, "never synced (no state file yet)"),
+                    ));
+                }
+                continue;
+            }
         };
-        let unknown = |e: &StoreError| Verdict::new(Status::Unknown, e.to_string());
         checks.push(Check::pair(
             &pair.name,
             "breaker",
             "pair",
             match &breaker_rows {
                 Some(Ok(rows)) => breakers(rows, &report::endpoints_of(pair)),
-                Some(Err(e)) => unknown(e),
+                Some(Err(e)) => Verdict::new(Status::Unknown, e.to_string()),
                 None => Verdict::new(Status::Pass, "closed"),
             },
         ));
-        let (fresh, cursor) = match &state {
-            Some(Ok(st)) => (
-                freshness(
-                    st.last_good_sync,
-                    now.timestamp(),
-                    pair.stale_after_minutes,
-                    settings.health.stale_fail_factor,
-                ),
-                cursor_age(
-                    st.cursor_day.as_deref(),
-                    now.date_naive(),
-                    settings.health.cursor_warn_days,
-                ),
+        checks.push(Check::pair(
+            &pair.name,
+            "lastGoodSync",
+            "pair",
+            freshness(
+                st.last_good_sync,
+                now.timestamp(),
+                pair.stale_after_minutes,
+                settings.health.stale_fail_factor,
             ),
-            Some(Err(e)) => (unknown(e), unknown(e)),
-            None => unreachable!("the store is open"),
-        };
-        checks.push(Check::pair(&pair.name, "lastGoodSync", "pair", fresh));
+        ));
         checks.push(Check::pair(
             &pair.name,
             "failureRate",
             "pair",
             recent_failures(store, &pair.name, &settings.health),
         ));
-        checks.push(Check::pair(&pair.name, "cursorAge", "pair", cursor));
+        checks.push(Check::pair(
+            &pair.name,
+            "cursorAge",
+            "pair",
+            cursor_age(
+                st.cursor_day.as_deref(),
+                now.date_naive(),
+                settings.health.cursor_warn_days,
+            ),
+        ));
     }
     checks
 }
