@@ -97,9 +97,16 @@ pub struct Counts {
 pub fn run(global: &GlobalArgs, args: &CleanupArgs) -> Result<i32, Error> {
     let started = std::time::Instant::now();
     let (session, pairs) = Session::open(global)?;
-    log::info!(event = "cleanup.started", pairs = pairs.join(",").as_str(), dry_run = args.dry_run,
-               retention_days = args.retention_days.map(i64::from).unwrap_or(-1),
-               version = env!("CARGO_PKG_VERSION"); "cleanup started");
+    // Each pair's own retention_days, unless --retention-days overrides it (pair.started
+    // names the horizon either way).
+    match args.retention_days {
+        Some(days) => log::info!(event = "cleanup.started", pairs = pairs.join(",").as_str(),
+                                 dry_run = args.dry_run, retention_days = days,
+                                 version = env!("CARGO_PKG_VERSION"); "cleanup started"),
+        None => log::info!(event = "cleanup.started", pairs = pairs.join(",").as_str(),
+                           dry_run = args.dry_run, version = env!("CARGO_PKG_VERSION");
+                           "cleanup started"),
+    }
     if !args.dry_run {
         session.audit_config_change();
     }
