@@ -268,7 +268,12 @@ fn a_lost_state_file_is_rebuilt_from_the_tags_without_duplicates() {
     let cli = Cli::new();
     cli.write("calsync.toml", config(&server.url(), 0));
     assert_eq!(cli.run(&["sync"]).code, exit::OK);
-    let published = cli.read("public.ics");
+    // As if published long ago: a rebuilt mapping must keep these DTSTAMPs, not stamp "now".
+    let published = regex::Regex::new(r"DTSTAMP:\d{8}T\d{6}Z")
+        .unwrap()
+        .replace_all(&cli.read("public.ics"), "DTSTAMP:20200101T000000Z")
+        .into_owned();
+    cli.write("public.ics", &published);
 
     // The state file is lost; the source is unchanged: nothing is written.
     for f in ["calsync.db", "calsync.db-wal", "calsync.db-shm"] {

@@ -12,12 +12,12 @@
 use super::{Session, audit_log};
 use crate::cli::{CleanupArgs, GlobalArgs};
 use crate::config::Pair;
-use crate::engine::StoredPublished;
+use crate::engine::{Prepared, StoredPublished, Tally, write_batch};
 use crate::error::Error;
 use crate::exit;
 use crate::hashing;
 use crate::model::ItemKey;
-use crate::providers::{self, Context, ProviderError, Write, WriteError};
+use crate::providers::{self, Context, ProviderError, Write};
 use crate::store::{MappedRow, RunRecord, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
@@ -331,7 +331,7 @@ fn remove_expired(
             counts.forgotten = gone.len() as u64;
             return Ok(());
         }
-        let interrupted = apply(session, pair, target.as_mut(), &removals, now, counts)?;
+        let interrupted = apply(session, pair, target.as_mut(), removals, now, counts)?;
         if !gone.is_empty() {
             store.transaction(|s| {
                 for row in &gone {
@@ -360,72 +360,41 @@ fn remove_expired(
     Ok(())
 }
 
-/// Applies the removals in batches: intents first, then outcomes and mapping in one
-/// transaction per batch. Returns whether it stopped early because a stop was asked.
+/// Applies the removals in batches, the way sync writes (intents, then outcomes). Returns
+/// whether it stopped early because a stop was asked.
 fn apply(
     session: &Session,
     pair: &Pair,
     target: &mut dyn providers::Target,
-    removals: &[Write],
+    removals: Vec<Write>,
     now: DateTime<Utc>,
     counts: &mut Counts,
 ) -> Result<bool, ProviderError> {
-    let store = &session.store;
-    let at = now.timestamp();
-    for batch in removals.chunks(BATCH) {
+    let prepared: Vec<Prepared> = removals
+        .into_iter()
+        .map(|write| Prepared {
+            write,
+            staged: None,
+        })
+        .collect();
+    for batch in prepared.chunks(BATCH) {
         if crate::interrupt::requested() {
             log::warn!(event = "cleanup.interrupted", pair = pair.name.as_str(); "stop requested: no new removals");
             return Ok(true);
         }
-        store.transaction(|s| {
-            for w in batch {
-                if let Write::Delete {
-                    item, target_id, ..
-                } = w
-                {
-                    s.add_intent(
-                        &pair.name,
-                        &session.run_id,
-                        &item.0,
-                        "delete",
-                        Some(target_id),
-                        at,
-                    )?;
-                }
-            }
-            Ok(())
-        })?;
-        let results = target.apply(batch);
-        let mut fatal = None;
-        store.transaction(|s| {
-            for (w, result) in batch.iter().zip(results) {
-                let item = &w.item().0;
-                match result {
-                    Ok(_) => {
-                        s.delete_mapping(&pair.name, item, at)?;
-                        counts.removed += 1;
-                    }
-                    Err(WriteError::Conflict) => {
-                        counts.failed += 1;
-                        log::warn!(event = "write.conflict", pair = pair.name.as_str(), item = item.as_str();
-                                   "the target's event changed since calsync wrote it; not removed");
-                    }
-                    Err(WriteError::Failed(e)) => {
-                        counts.failed += 1;
-                        log::error!(event = "write.failed", pair = pair.name.as_str(), item = item.as_str(),
-                                    exit_code = e.exit_code(); "{e}");
-                        if matches!(e, ProviderError::Auth { .. } | ProviderError::BreakerOpen { .. } | ProviderError::Interrupted) {
-                            fatal.get_or_insert(e);
-                        }
-                    }
-                }
-                s.clear_intent(&pair.name, item)?;
-            }
-            Ok(())
-        })?;
-        if let Some(e) = fatal {
-            return Err(e);
-        }
+        let mut tally = Tally::default();
+        let written = write_batch(
+            &session.store,
+            &session.run_id,
+            now,
+            &pair.name,
+            target,
+            batch,
+            &mut tally,
+        );
+        counts.removed += tally.deleted;
+        counts.failed += tally.failed;
+        written?;
     }
     Ok(false)
 }

@@ -666,6 +666,7 @@ mod tests {
             etag: None,
             classes: vec![Some("PUBLIC".into())],
             foreign: vec![],
+            dtstamp: None,
             event,
         }
     }

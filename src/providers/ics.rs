@@ -294,6 +294,7 @@ impl Target for IcsTarget {
                     etag: None,
                     classes: r.classes,
                     foreign: r.foreign,
+                    dtstamp: r.dtstamp,
                     event: r.event,
                 })
             })
