@@ -50,7 +50,7 @@ complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l config -d 'T
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l dry-run -d 'Report what would be removed, remove nothing'
-complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -s h -l help -d 'Print help'
+complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -s V -l version -d 'Print version'
 complete -c calsync -n "__fish_calsync_using_subcommand validate" -l format -d 'Output format (default: text on a terminal, JSON otherwise)' -r -f -a "text\t'A readable table'
 json\t'One JSON document'"

@@ -13,13 +13,14 @@
 
 use crate::config::Settings;
 use crate::engine::PairReport;
+use crate::net::breaker::State;
 use crate::store::{ApiCall, Store, StoreError};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Breaker states as the metrics name them; a state is one of these, lower case.
-const BREAKER_STATES: [&str; 3] = ["closed", "half_open", "open"];
+/// Every breaker state, each a sample of `calsync_breaker_state` (1 for the current one).
+const BREAKER_STATES: [State; 3] = [State::Closed, State::HalfOpen, State::Open];
 
 /// Everything one metrics file says.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,8 +70,7 @@ pub struct PairRun {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BreakerMetrics {
     pub endpoint: String,
-    /// Lower case, `-` as `_` (`closed`, `half_open`, `open`, or whatever else was stored).
-    pub state: String,
+    pub state: State,
     pub consecutive_failures: u64,
 }
 
@@ -284,16 +284,11 @@ pub fn render(s: &Snapshot) -> String {
     let mut breakers: Vec<&BreakerMetrics> = s.breakers.iter().collect();
     breakers.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
     for b in breakers {
-        let mut states: Vec<&str> = BREAKER_STATES.to_vec();
-        if !states.contains(&b.state.as_str()) {
-            // A state this build does not know still shows, rather than every state 0.
-            states.push(&b.state);
-        }
-        for state in states {
+        for state in BREAKER_STATES {
             breaker_state.sample(
                 vec![
                     ("endpoint", b.endpoint.clone()),
-                    ("state", state.to_string()),
+                    ("state", state.as_str().to_string()),
                 ],
                 u8::from(state == b.state),
             );
@@ -324,11 +319,6 @@ pub fn render(s: &Snapshot) -> String {
     out
 }
 
-/// A breaker state as stored, in the metrics' spelling.
-fn normalise_state(state: &str) -> String {
-    state.trim().to_ascii_lowercase().replace('-', "_")
-}
-
 /// What the run knows, completed from the state file: every configured pair's last good sync
 /// and published count, and the breakers.
 ///
@@ -355,12 +345,12 @@ pub fn gather(
         });
     }
     let breakers = store
-        .breaker_rows()?
+        .breakers()?
         .into_iter()
-        .map(|row| BreakerMetrics {
-            endpoint: row.endpoint,
-            state: normalise_state(&row.state),
-            consecutive_failures: u64::try_from(row.failures).unwrap_or(0),
+        .map(|(endpoint, b)| BreakerMetrics {
+            endpoint,
+            state: b.state,
+            consecutive_failures: u64::from(b.failures),
         })
         .collect();
     Ok(Snapshot {
@@ -471,7 +461,7 @@ mod tests {
             requests,
             breakers: vec![BreakerMetrics {
                 endpoint: "https://graph.microsoft.com:443".into(),
-                state: "open".into(),
+                state: State::Open,
                 consecutive_failures: 5,
             }],
         }
@@ -562,7 +552,7 @@ calsync_breaker_consecutive_failures{endpoint="https://graph.microsoft.com:443"}
         let s = Snapshot {
             breakers: vec![BreakerMetrics {
                 endpoint: "https://x\"y:443".into(),
-                state: "weird".into(),
+                state: State::Closed,
                 consecutive_failures: 0,
             }],
             ..snapshot()
@@ -570,7 +560,7 @@ calsync_breaker_consecutive_failures{endpoint="https://graph.microsoft.com:443"}
         let text = render(&s);
         assert!(
             text.contains(
-                "calsync_breaker_state{endpoint=\"https://x\\\"y:443\",state=\"weird\"} 1\n"
+                "calsync_breaker_state{endpoint=\"https://x\\\"y:443\",state=\"closed\"} 1\n"
             ),
             "{text}"
         );
@@ -583,13 +573,6 @@ calsync_breaker_consecutive_failures{endpoint="https://graph.microsoft.com:443"}
         assert_eq!(float(f64::INFINITY), "+Inf");
         assert_eq!(float(f64::NEG_INFINITY), "-Inf");
         assert_eq!(float(f64::NAN), "NaN");
-    }
-
-    #[test]
-    fn stored_breaker_states_are_normalised() {
-        assert_eq!(normalise_state("HALF_OPEN"), "half_open");
-        assert_eq!(normalise_state("half-open"), "half_open");
-        assert_eq!(normalise_state(" Closed "), "closed");
     }
 
     #[test]
@@ -633,7 +616,7 @@ calsync_breaker_consecutive_failures{endpoint="https://graph.microsoft.com:443"}
         store
             .conn()
             .execute(
-                "INSERT INTO breaker (endpoint, state, failures) VALUES ('https://a:443', 'HALF_OPEN', 5)",
+                "INSERT INTO breaker (endpoint, state, failures) VALUES ('https://a:443', 'half_open', 5)",
                 [],
             )
             .unwrap();
@@ -663,7 +646,7 @@ calsync_breaker_consecutive_failures{endpoint="https://graph.microsoft.com:443"}
             s.breakers,
             [BreakerMetrics {
                 endpoint: "https://a:443".into(),
-                state: "half_open".into(),
+                state: State::HalfOpen,
                 consecutive_failures: 5
             }]
         );

@@ -33,20 +33,25 @@ static GOOGLE_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
         .expect("the Google block pattern compiles")
 });
 
-/// Lines that only make sense next to a join link.
+/// Lines that carry join instructions: meeting ids, passcodes, dial-in numbers, "join via
+/// Zoom". A meeting id with its passcode lets a stranger in without any link, so these lines
+/// go wherever they stand, link or not.
 static JOIN_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
-        r"(?imx)^[\ \t]*(?:join\b.*\b(?:meeting|teams|zoom|webex|google\ meet)\b.*",
-        r"|join\ (?:with\ google\ meet|zoom\ meeting|by\ phone|on\ your\ computer).*",
-        r"|click\ here\ to\ join.*",
-        r"|microsoft\ teams\ (?:meeting|need\ help\?).*",
-        r"|meeting\ (?:id|number|password)\b.*",
-        r"|(?:passcode|password|access\ code|pin)\s*:.*",
-        r"|dial[-\ ]?in\b.*",
-        r"|one\ tap\ mobile.*",
-        r"|find\ your\ local\ number.*",
-        r"|\+?[0-9\ ()-]{7,}\s*,,\s*[0-9\#*,]+.*",
-        r")\r?\n?"
+        r"(?im)^[^\n]*(?:",
+        r"\bjoin\b[^\n]*\b(?:meeting|teams|zoom|webex|google meet)\b",
+        r"|\bjoin (?:with google meet|by phone|on your computer|on the web)",
+        r"|\bclick here to join",
+        r"|\bmicrosoft teams (?:meeting|need help)",
+        r"|\bmeeting (?:id|number|password|passcode)\b",
+        r"|\b(?:conference|webinar) id\b",
+        r"|\b(?:passcode|access code)\b",
+        r"|\b(?:password|pin)\s*[:=]",
+        r"|\bdial[- ]?in\b",
+        r"|\bone tap mobile",
+        r"|\bfind your local number",
+        r"|\+?[0-9 ()-]{7,},,[0-9#*,]+",
+        r")[^\n]*(?:\r?\n|$)"
     ))
     .expect("the join line pattern compiles")
 });
@@ -63,11 +68,8 @@ pub fn scrub_text(text: &str) -> Option<String> {
         })
         .into_owned();
     out = GOOGLE_BLOCK.replace_all(&out, "").into_owned();
-    let had_link = MEETING_URL.is_match(&out);
     out = MEETING_URL.replace_all(&out, "").into_owned();
-    if had_link || text != out {
-        out = JOIN_LINE.replace_all(&out, "").into_owned();
-    }
+    out = JOIN_LINE.replace_all(&out, "").into_owned();
     tidy(&out)
 }
 

@@ -217,8 +217,20 @@ fn a_sync_writes_a_strict_metrics_file_with_the_runs_numbers() {
         ),
         server.count() as f64
     );
-    // No breaker has state yet, so there is no breaker series.
-    assert!(!m.families.contains_key("calsync_breaker_state"));
+    // The endpoint's circuit breaker, saved by the run: closed, nothing counted.
+    let breaker = ("endpoint", endpoint.as_str());
+    assert_eq!(
+        m.value("calsync_breaker_state", &[breaker, ("state", "closed")]),
+        1.0
+    );
+    assert_eq!(
+        m.value("calsync_breaker_state", &[breaker, ("state", "open")]),
+        0.0
+    );
+    assert_eq!(
+        m.value("calsync_breaker_consecutive_failures", &[breaker]),
+        0.0
+    );
 }
 
 #[test]
@@ -258,6 +270,16 @@ fn a_failed_read_shows_its_exit_code_and_statuses() {
         ),
         2.0
     );
+    // One call that still failed after its retry: one failure towards opening the breaker.
+    let breaker = ("endpoint", endpoint.as_str());
+    assert_eq!(
+        m.value("calsync_breaker_consecutive_failures", &[breaker]),
+        1.0
+    );
+    assert_eq!(
+        m.value("calsync_breaker_state", &[breaker, ("state", "closed")]),
+        1.0
+    );
 }
 
 #[test]
@@ -284,7 +306,7 @@ fn other_pairs_stay_listed_breakers_show_and_a_dry_run_leaves_the_file() {
     let db = rusqlite::Connection::open(cli.path("state/calsync.db")).unwrap();
     db.execute(
         "INSERT INTO breaker (endpoint, state, failures, opened_at) VALUES
-         ('https://graph.example.org:443', 'OPEN', 5, 1700000000)",
+         ('https://graph.example.org:443', 'open', 5, 1700000000)",
         [],
     )
     .unwrap();

@@ -485,3 +485,108 @@ fn a_transient_failure_is_retried() {
     assert_eq!(server.count(), 2);
     assert_eq!(run.event("sync.finished").num("created"), 14);
 }
+
+/// The README's first command on the bundled demo, in a copy of `examples/`.
+#[test]
+fn the_bundled_demo_publishes_only_what_is_public() {
+    let cli = Cli::new();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    cli.write(
+        "demo.toml",
+        std::fs::read(examples.join("demo.toml")).unwrap(),
+    );
+    cli.write(
+        "demo-source.ics",
+        std::fs::read(examples.join("demo-source.ics")).unwrap(),
+    );
+    std::fs::create_dir_all(cli.path("out")).unwrap();
+    let config = cli.path("demo.toml");
+    let run = cli.run_raw(&["--config", config.to_str().unwrap(), "sync"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let text = cli.read("out/public.ics");
+    let cal = ics::parse(&text);
+    assert!(cal.masters().len() >= 5, "{:?}", cal.summaries());
+    let source = std::fs::read_to_string(examples.join("demo-source.ics")).unwrap();
+    for title in [
+        "Salary review with J. Doe",
+        "Counselling session K. Miller",
+        "Staff room: Secret Santa draw",
+        "Doctor appointment P. Novak",
+        "Choir board: disciplinary talk with M. Weber",
+    ] {
+        assert!(
+            source.contains(title.split(':').next().unwrap()),
+            "fixture changed: {title}"
+        );
+        assert!(
+            !text.contains(title) && !run.all_output().contains(title),
+            "{title} leaked"
+        );
+    }
+    for leak in [
+        "zoom.us",
+        "teams.microsoft.com",
+        "246810",
+        "ATTENDEE",
+        "ORGANIZER",
+        "VALARM",
+    ] {
+        assert!(
+            !text.contains(leak),
+            "{leak} leaked into the demo's public calendar"
+        );
+    }
+    assert!(
+        run.event("target.written")
+            .str("path")
+            .unwrap()
+            .ends_with("public.ics")
+    );
+}
+
+/// Real-world exports (Outlook with Windows zone names, Outlook's display-name zones, Google,
+/// folded non-ASCII text, bare LF) go through the whole binary, and what comes out is read by
+/// the independent parser with every zone resolved to IANA and a VTIMEZONE for each.
+#[test]
+fn real_world_exports_publish_cleanly() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for name in [
+        "outlook-export.ics",
+        "outlook-display-names.ics",
+        "google-export.ics",
+        "folding-unicode.ics",
+        "bare-lf.ics",
+    ] {
+        let cli = Cli::new();
+        cli.write("feed.ics", std::fs::read(fixtures.join(name)).unwrap());
+        cli.write(
+            "calsync.toml",
+            config(
+                "path = \"feed.ics\"",
+                "past_days = 3650\nfuture_days = 3650",
+            ),
+        );
+        let run = cli.run(&["sync"]);
+        assert_eq!(run.code, 0, "{name}: {}", run.stdout);
+        let finished = run.event("pair.finished");
+        assert_eq!(finished.num("skipped"), 0, "{name}: events skipped");
+        assert!(finished.num("created") > 0, "{name}: nothing published");
+        let cal = ics::parse(&cli.read("public.ics"));
+        let zones: Vec<&str> = cal
+            .components
+            .iter()
+            .filter(|c| c.name == "VTIMEZONE")
+            .filter_map(|c| c.get("TZID"))
+            .collect();
+        for e in cal.events() {
+            assert_eq!(e.get("CLASS"), Some("PUBLIC"), "{name}");
+            if let Some(tz) = e.param("DTSTART", "TZID") {
+                assert!(
+                    tz.parse::<chrono_tz::Tz>().is_ok(),
+                    "{name}: {tz} is not an IANA zone"
+                );
+                assert!(zones.contains(&tz), "{name}: no VTIMEZONE for {tz}");
+            }
+        }
+    }
+}

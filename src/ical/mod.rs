@@ -1,56 +1,95 @@
-//! iCalendar text. (Interface stub until the calcard-based implementation lands.)
+//! iCalendar text: reading feeds and CalDAV resources into the model, writing published
+//! events back out.
+//!
+//! calcard does the iCalendar work (tokenising, TEXT unescaping, TZID resolution including
+//! Windows and `(UTC+01:00) …` names, VTIMEZONE generation, folding and escaping on write);
+//! this module maps between its structures and [`crate::model`], and adds what calcard does
+//! not: unfolding on bytes, refusing truncated feeds, the privacy marking exactly as written,
+//! grouping of series and overrides by UID, and deterministic, streaming output.
+//!
+//! Nothing here decides what may be published (that is `policy`), and nothing here does I/O
+//! beyond writing to the `Write` it is given.
+
+mod lines;
+mod parse;
+mod render;
+mod zones;
+
+pub use parse::{ReadBack, parse_feed, parse_published};
+pub use render::{CalendarWriter, render_calendar, render_resource, zones_of};
 
 use crate::model::{PublicEvent, SourceEvent, SourceKey};
-use chrono::{DateTime, Utc};
-use std::collections::BTreeSet;
+use std::fmt;
 
-#[derive(Debug, thiserror::Error)]
-pub enum IcalError {
-    #[error("not implemented")]
-    Todo,
-}
-
+/// What a feed (or one CalDAV resource) holds: the events read, and those left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Feed {
     pub events: Vec<SourceEvent>,
     pub skipped: Vec<Skipped>,
 }
 
+/// An item of the feed that could not be read faithfully and is left out (fail closed).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
+    /// The key the item would have had, when it can be told.
     pub key: Option<SourceKey>,
-    pub reason: String,
+    pub reason: SkipReason,
 }
 
+/// Why an item was left out. Its text names properties and zone ids, never event text, so it
+/// can go to logs as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The VEVENT has no DTSTART (and, for an override, no RECURRENCE-ID to stand in).
+    MissingStart,
+    /// A date or time property that does not hold a valid date or time.
+    InvalidTime(&'static str),
+    /// A TZID that resolves to no IANA zone, and whose VTIMEZONE (if any) is not one fixed
+    /// offset. Never read as UTC: the time would be wrong.
+    UnknownTimeZone(String),
+    /// A second master with a UID already seen; the first one is kept.
+    DuplicateUid,
+    /// Two overrides of one series for the same instance: which one holds is unknowable, so
+    /// the series is left out.
+    DuplicateRecurrenceId,
+    /// An RRULE (or EXRULE) calcard cannot read; the series' instances are unknowable.
+    InvalidRecurrence,
+    /// An override with `RANGE=THISANDFUTURE`, which the model cannot express; reading it as
+    /// one instance could publish later instances it made private.
+    ThisAndFuture,
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::MissingStart => f.write_str("no DTSTART"),
+            SkipReason::InvalidTime(prop) => write!(f, "invalid {prop}"),
+            SkipReason::UnknownTimeZone(tzid) => write!(f, "unknown time zone {tzid:?}"),
+            SkipReason::DuplicateUid => f.write_str("duplicate UID"),
+            SkipReason::DuplicateRecurrenceId => f.write_str("duplicate RECURRENCE-ID"),
+            SkipReason::InvalidRecurrence => f.write_str("invalid recurrence rule"),
+            SkipReason::ThisAndFuture => f.write_str("RANGE=THISANDFUTURE override"),
+        }
+    }
+}
+
+/// A feed that cannot be read at all. Any of these fails the read: nothing is deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum IcalError {
+    #[error("not an iCalendar feed (no BEGIN:VCALENDAR)")]
+    NotACalendar,
+    #[error("truncated iCalendar feed (no END:VCALENDAR)")]
+    Truncated,
+    #[error("unparsable iCalendar feed: {0}")]
+    Unparsable(String),
+}
+
+/// One item to write: the published event (with its overrides), its DTSTAMP, and the tag
+/// that marks it as calsync's.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Published {
     pub event: PublicEvent,
-    pub dtstamp: DateTime<Utc>,
+    /// Changes only when the content does, so an unchanged calendar writes byte-identical.
+    pub dtstamp: chrono::DateTime<chrono::Utc>,
     pub tag: String,
-}
-
-pub fn parse_feed(_bytes: &[u8]) -> Result<Feed, IcalError> {
-    Err(IcalError::Todo)
-}
-
-pub fn parse_published(_bytes: &[u8]) -> Result<Vec<(String, PublicEvent)>, IcalError> {
-    Err(IcalError::Todo)
-}
-
-pub struct CalendarWriter<'a, W: std::io::Write> {
-    out: &'a mut W,
-}
-
-impl<'a, W: std::io::Write> CalendarWriter<'a, W> {
-    pub fn new(
-        out: &'a mut W,
-        _name: Option<&str>,
-        _zones: &BTreeSet<String>,
-    ) -> std::io::Result<Self> {
-        Ok(CalendarWriter { out })
-    }
-    pub fn item(&mut self, _p: &Published) -> std::io::Result<()> {
-        let _ = &self.out;
-        Ok(())
-    }
-    pub fn finish(self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

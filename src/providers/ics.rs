@@ -15,7 +15,7 @@ use super::{
     Target, Write, WriteError,
 };
 use crate::config::{IcsLocation, IcsSettings};
-use crate::fsutil::replace_file;
+use crate::fsutil::{AtomicFile, HashingWriter, file_sha256};
 use crate::hashing::sha256_hex;
 use crate::net::{Auth, Http, Request};
 use crate::plan::ReadKind;
@@ -169,6 +169,7 @@ impl Source for IcsSource {
 pub struct IcsTarget {
     path: PathBuf,
     name: Option<String>,
+    pair: String,
 }
 
 impl IcsTarget {
@@ -179,6 +180,7 @@ impl IcsTarget {
             IcsLocation::Path(path) => Ok(IcsTarget {
                 path,
                 name: settings.name.or_else(|| Some(pair.to_string())),
+                pair: pair.to_string(),
             }),
             IcsLocation::Url(_) => Err(ProviderError::Config(format!(
                 "pair '{pair}': an ics target must be a path"
@@ -193,14 +195,27 @@ impl IcsTarget {
         }
     }
 
-    fn render(&self, published: &dyn PublishedSet) -> Result<Vec<u8>, ProviderError> {
-        let zones = published.zones()?;
-        let mut out = Vec::new();
-        let mut writer = crate::ical::CalendarWriter::new(&mut out, self.name.as_deref(), &zones)
-            .map_err(|e| self.failed(e))?;
-        published.for_each(&mut |item| writer.item(&item).map_err(|e| self.failed(e)))?;
-        writer.finish().map_err(|e| self.failed(e))?;
-        Ok(out)
+    /// Renders the whole published set into `out`; returns the SHA-256 and size written.
+    fn render(
+        &self,
+        published: &dyn PublishedSet,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(String, u64), ProviderError> {
+        let zones: Vec<chrono_tz::Tz> = published
+            .zones()?
+            .iter()
+            .filter_map(|z| z.parse().ok())
+            .collect();
+        let mut hashing = HashingWriter::new(std::io::BufWriter::new(out));
+        {
+            let mut writer =
+                crate::ical::CalendarWriter::new(&mut hashing, self.name.as_deref(), &zones)
+                    .map_err(|e| self.failed(e))?;
+            published.for_each(&mut |item| writer.item(&item).map_err(|e| self.failed(e)))?;
+            writer.finish().map_err(|e| self.failed(e))?;
+        }
+        let (_, digest, size) = hashing.finish().map_err(|e| self.failed(e))?;
+        Ok((digest, size))
     }
 }
 
@@ -237,17 +252,26 @@ impl Target for IcsTarget {
     }
 
     fn finish(&mut self, published: &dyn PublishedSet, dry_run: bool) -> Result<(), ProviderError> {
-        let bytes = self.render(published)?;
-        if std::fs::read(&self.path).is_ok_and(|old| old == bytes) {
-            return Ok(());
-        }
+        let existing =
+            file_sha256(&self.path).map_err(|e| self.failed(format!("cannot read: {e}")))?;
         if dry_run {
+            let (digest, _) = self.render(published, &mut std::io::sink())?;
+            if existing.as_deref() != Some(digest.as_str()) {
+                log::info!(event = "target.would_write", path = self.path.display().to_string().as_str();
+                           "the published calendar would change");
+            }
             return Ok(());
         }
-        // New files are 0644: a published calendar is meant to be served.
-        replace_file(&self.path, &bytes, 0o644).map_err(|e| self.failed(e))?;
+        let mut file = AtomicFile::create(&self.path, 0o644)
+            .map_err(|e| self.failed(format!("cannot write beside it: {e}")))?;
+        let (digest, size) = self.render(published, &mut file)?;
+        if existing.as_deref() == Some(digest.as_str()) {
+            // Byte-identical: leave the file (and its mtime, which web caches key on) alone.
+            return Ok(());
+        }
+        file.commit().map_err(|e| self.failed(e))?;
         log::info!(event = "target.written", path = self.path.display().to_string().as_str(),
-                   bytes = bytes.len() as u64; "published calendar written");
+                   bytes = size; "published calendar written");
         Ok(())
     }
 
@@ -257,17 +281,23 @@ impl Target for IcsTarget {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => return Err(self.failed(format!("cannot read: {e}"))),
         };
-        crate::ical::parse_published(&bytes)
-            .map_err(|e| self.failed(e))
-            .map(|list| {
-                list.into_iter()
-                    .map(|(tag, event)| OwnedEvent {
-                        target_id: event.uid.clone(),
-                        tag,
-                        etag: None,
-                        event,
-                    })
-                    .collect()
+        let items = crate::ical::parse_published(&bytes).map_err(|e| self.failed(e))?;
+        Ok(items
+            .into_iter()
+            .filter_map(|r| {
+                let tag = r
+                    .tag
+                    .filter(|t| crate::hashing::is_pair_tag(&self.pair, t))?;
+                Some(OwnedEvent {
+                    target_id: r.event.uid.clone(),
+                    tag,
+                    etag: None,
+                    classes: r.classes,
+                    foreign: r.foreign,
+                    dtstamp: r.dtstamp,
+                    event: r.event,
+                })
             })
+            .collect())
     }
 }

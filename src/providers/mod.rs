@@ -176,6 +176,12 @@ pub struct OwnedEvent {
     pub target_id: String,
     pub tag: String,
     pub etag: Option<String>,
+    /// `CLASS` of the master and each override, as the target holds them.
+    pub classes: Vec<Option<String>>,
+    /// Properties calsync never writes that the target's event carries (ATTENDEE, VALARM…).
+    pub foreign: Vec<String>,
+    /// The master's DTSTAMP as the target holds it (Unix seconds), if readable.
+    pub dtstamp: Option<i64>,
     /// What the target holds, read back into the published shape.
     pub event: PublicEvent,
 }
@@ -234,6 +240,8 @@ pub struct Context<'a> {
     pub settings: &'a Settings,
     pub pair: &'a crate::config::Pair,
     pub http: &'a Http,
+    /// For caches that span runs (resolved calendar URLs/ids, access tokens).
+    pub store: &'a crate::store::Store,
 }
 
 /// Builds the source of a pair.

@@ -1,0 +1,264 @@
+//! Content lines: unfolding on bytes, decoding, and cutting a calendar into its top-level
+//! components, before any value is interpreted.
+//!
+//! This layer is ours rather than calcard's for three reasons: a fold may split a multi-byte
+//! character, so unfolding must happen before UTF-8 decoding (calcard takes `&str`); a feed
+//! cut short must be an error, and calcard's lenient parser happily returns whatever it read;
+//! and the raw text of a component is needed for the key of a VEVENT without UID and for the
+//! privacy marking exactly as the source spelled it.
+
+use super::IcalError;
+
+/// Removes line folds (CRLF or bare LF followed by one space or tab) and decodes the result as
+/// UTF-8, replacing invalid sequences. A leading byte-order mark is dropped.
+pub(super) fn unfold(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let fold_len = match (b, bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'\r', Some(b'\n'), Some(b' ' | b'\t')) => 3,
+            (b'\n', Some(b' ' | b'\t'), _) => 2,
+            _ => 0,
+        };
+        if fold_len > 0 {
+            i += fold_len;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// One component directly inside a VCALENDAR (a VEVENT, a VTIMEZONE, …), with its nested
+/// components, as unfolded lines.
+#[derive(Debug)]
+pub(super) struct Block<'a> {
+    /// The component name, upper-cased (`VEVENT`).
+    pub kind: String,
+    /// Every line from `BEGIN:` to `END:`, line ends removed.
+    pub lines: Vec<&'a str>,
+}
+
+impl Block<'_> {
+    /// The block as text with CRLF line ends: what calcard parses and what the key of a
+    /// VEVENT without UID is hashed from (so CRLF versus LF does not change the key).
+    pub fn text(&self) -> String {
+        let mut s = String::with_capacity(self.lines.iter().map(|l| l.len() + 2).sum());
+        for line in &self.lines {
+            s.push_str(line);
+            s.push_str("\r\n");
+        }
+        s
+    }
+
+    /// The values of the properties called `name` on the component itself (not on nested
+    /// components such as VALARM), exactly as written (no unescaping, no trimming).
+    pub fn raw_values(&self, name: &str) -> Vec<&str> {
+        let mut depth = 0usize;
+        let mut out = Vec::new();
+        for line in &self.lines {
+            match begin_or_end(line) {
+                Some((true, _)) => depth += 1,
+                Some((false, _)) => depth = depth.saturating_sub(1),
+                None if depth == 1 => {
+                    if let Some((prop, value)) = split_property(line)
+                        && prop.eq_ignore_ascii_case(name)
+                    {
+                        out.push(value);
+                    }
+                }
+                None => {}
+            }
+        }
+        out
+    }
+}
+
+/// `Some((true, NAME))` for a `BEGIN:NAME` line, `Some((false, NAME))` for `END:NAME`.
+fn begin_or_end(line: &str) -> Option<(bool, String)> {
+    let (prop, value) = split_property(line)?;
+    let begin = if prop.eq_ignore_ascii_case("BEGIN") {
+        true
+    } else if prop.eq_ignore_ascii_case("END") {
+        false
+    } else {
+        return None;
+    };
+    Some((begin, value.trim().to_ascii_uppercase()))
+}
+
+/// Splits a content line into its property name and its raw value (the text after the first
+/// colon that is not inside a quoted parameter value).
+pub(super) fn split_property(line: &str) -> Option<(&str, &str)> {
+    let name_end = line.find([';', ':'])?;
+    let name = line[..name_end].trim();
+    let mut in_quotes = false;
+    for (i, c) in line[name_end..].char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            ':' if !in_quotes => return Some((name, &line[name_end + i + 1..])),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Cuts unfolded calendar text into the components found directly inside its VCALENDAR(s).
+///
+/// # Errors
+/// [`IcalError::NotACalendar`] when there is no `BEGIN:VCALENDAR`; [`IcalError::Truncated`]
+/// when a VCALENDAR is not closed (a feed cut short must never read as a shorter calendar);
+/// [`IcalError::Unparsable`] when components are closed out of order.
+pub(super) fn components(text: &str) -> Result<Vec<Block<'_>>, IcalError> {
+    let mut blocks = Vec::new();
+    let mut stack: Vec<String> = Vec::new();
+    let mut current: Option<Block<'_>> = None;
+    let mut seen_calendar = false;
+
+    for (number, raw) in text.split('\n').enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.trim().is_empty() {
+            continue;
+        }
+        match begin_or_end(line) {
+            Some((true, name)) => {
+                if stack.is_empty() {
+                    // Anything outside a VCALENDAR is noise; only a VCALENDAR opens one.
+                    if name == "VCALENDAR" {
+                        seen_calendar = true;
+                        stack.push(name);
+                    }
+                    continue;
+                }
+                if stack.len() == 1 {
+                    current = Some(Block {
+                        kind: name.clone(),
+                        lines: Vec::new(),
+                    });
+                }
+                if let Some(block) = current.as_mut() {
+                    block.lines.push(line);
+                }
+                stack.push(name);
+            }
+            Some((false, name)) => {
+                let Some(pos) = stack.iter().rposition(|open| *open == name) else {
+                    // A stray END for a component that is not open: ignored.
+                    continue;
+                };
+                if pos + 1 != stack.len() {
+                    let open = stack.last().map(String::as_str).unwrap_or_default();
+                    return Err(IcalError::Unparsable(format!(
+                        "END:{} at line {} while {} is open",
+                        short(&name),
+                        number + 1,
+                        short(open)
+                    )));
+                }
+                stack.pop();
+                if let Some(block) = current.as_mut() {
+                    block.lines.push(line);
+                }
+                if stack.len() == 1
+                    && let Some(block) = current.take()
+                {
+                    blocks.push(block);
+                }
+            }
+            None => {
+                if let Some(block) = current.as_mut() {
+                    block.lines.push(line);
+                }
+            }
+        }
+    }
+
+    if !seen_calendar {
+        return Err(IcalError::NotACalendar);
+    }
+    if !stack.is_empty() {
+        return Err(IcalError::Truncated);
+    }
+    Ok(blocks)
+}
+
+/// A component name for an error message, cut short: it is structure, but from the feed.
+fn short(name: &str) -> String {
+    name.chars().take(32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unfolds_crlf_and_bare_lf_before_decoding() {
+        // "ü" is C3 BC; the fold splits it.
+        let bytes = b"SUMMARY:Gr\xC3\r\n \xBC\xC3\x9Fe\nDESCRIPTION:a\n\tb\r\n";
+        assert_eq!(unfold(bytes), "SUMMARY:Grüße\nDESCRIPTION:ab\r\n");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_fatal() {
+        assert_eq!(unfold(b"SUMMARY:a\xFFb"), "SUMMARY:a\u{FFFD}b");
+    }
+
+    #[test]
+    fn property_split_respects_quoted_colons() {
+        assert_eq!(
+            split_property(r#"DTSTART;TZID="a:b":20260101T100000"#),
+            Some(("DTSTART", "20260101T100000"))
+        );
+        assert_eq!(split_property("class:private"), Some(("class", "private")));
+        assert_eq!(split_property("garbage"), None);
+    }
+
+    #[test]
+    fn truncation_and_non_calendars_are_errors() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "BEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VEVENT\nEND:VCALENDAR\n",
+                None,
+            ),
+            (
+                "BEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VEVENT\n",
+                Some("truncated"),
+            ),
+            (
+                "BEGIN:VCALENDAR\nBEGIN:VEVENT\nSUMMARY:x",
+                Some("truncated"),
+            ),
+            ("BEGIN:VEVENT\nEND:VEVENT\n", Some("not an iCalendar")),
+            ("<html>", Some("not an iCalendar")),
+            (
+                "BEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VCALENDAR\n",
+                Some("unparsable"),
+            ),
+        ];
+        for (text, expected) in cases {
+            let got = components(text).map(|_| ()).map_err(|e| e.to_string());
+            match expected {
+                None => assert!(got.is_ok(), "{text:?}: {got:?}"),
+                Some(want) => {
+                    let err = got.expect_err(text);
+                    assert!(err.contains(want), "{text:?}: {err}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn raw_values_ignore_nested_components() {
+        let text = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nclass:private\nBEGIN:VALARM\nCLASS:PUBLIC\nEND:VALARM\nEND:VEVENT\nEND:VCALENDAR\n";
+        let blocks = components(text).unwrap();
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].kind, "VEVENT");
+        assert_eq!(blocks[0].raw_values("CLASS"), vec!["private"]);
+    }
+}
