@@ -67,20 +67,32 @@ pub enum Command {
     Sync(SyncArgs),
     /// Remove calsync's own target events that ended before the retention horizon, and prune
     /// history, metrics and tombstones.
+    ///
+    /// The horizon is now minus `retention_days` (or --retention-days), never inside the sync
+    /// window. Only events the mapping holds and the target lists under their own tag are
+    /// removed. Exit codes as for sync.
     Cleanup(CleanupArgs),
     /// Read source and target and check that the target is exactly what should be published.
     ///
+    /// Checks: counts_match, no_private_event, all_public, none_older_than_cutoff,
+    /// no_duplicates, series_intact, fields_equal. Events are named by id, never by title.
     /// Exit codes: 0 every check passed, 1 a check failed.
     Validate(ReportArgs),
     /// Check configuration, state, credentials, connectivity and freshness (Nagios exit codes).
     ///
-    /// Exit codes: 0 pass, 1 warn, 2 fail, 3 unknown.
+    /// JSON in the IETF health check response format. Thresholds: each pair's
+    /// `stale_after_minutes` and the `[health]` table. Exit codes: 0 pass, 1 warn, 2 fail, 3
+    /// unknown (the configuration or the state file is unusable).
     Health(HealthArgs),
     /// Show the last runs: outcomes, counts, durations and trends.
+    ///
+    /// Success rate, duration p50/p95/p99, hourly breakdown, this period against the one
+    /// before, and API requests and latency per endpoint. Exit code 0.
     History(HistoryArgs),
     /// Recompute the audit log's HMAC chain and name the first bad entry.
     ///
-    /// Exit codes: 0 intact, 1 broken.
+    /// Exit codes: 0 intact, 1 broken (changed, inserted, deleted or reordered entries; with
+    /// --expect-head, a chain cut short or rewritten).
     AuditVerify(AuditVerifyArgs),
     /// Write man pages or shell completions (for packaging).
     #[command(hide = true, subcommand)]

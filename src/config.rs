@@ -46,6 +46,8 @@ struct RawConfig {
     #[serde(default)]
     history: RawHistory,
     #[serde(default)]
+    health: RawHealth,
+    #[serde(default)]
     pair: Vec<RawPair>,
 }
 
@@ -94,6 +96,67 @@ impl Default for RawHistory {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    #[serde(default = "defaults::stale_fail_factor")]
+    stale_fail_factor: u32,
+    #[serde(default = "defaults::failure_window_runs")]
+    failure_window_runs: u32,
+    #[serde(default = "defaults::failure_warn_percent")]
+    failure_warn_percent: u32,
+    #[serde(default = "defaults::failure_fail_percent")]
+    failure_fail_percent: u32,
+    #[serde(default = "defaults::cursor_warn_days")]
+    cursor_warn_days: u32,
+}
+
+impl Default for RawHealth {
+    fn default() -> Self {
+        RawHealth {
+            stale_fail_factor: defaults::stale_fail_factor(),
+            failure_window_runs: defaults::failure_window_runs(),
+            failure_warn_percent: defaults::failure_warn_percent(),
+            failure_fail_percent: defaults::failure_fail_percent(),
+            cursor_warn_days: defaults::cursor_warn_days(),
+        }
+    }
+}
+
+/// Checks the `[health]` table.
+fn health_settings(ctx: &Ctx<'_>, raw: &RawHealth) -> Result<HealthSettings, ConfigError> {
+    if raw.stale_fail_factor == 0 {
+        return Err(ctx.err("health.stale_fail_factor", "must be at least 1"));
+    }
+    if raw.failure_window_runs == 0 {
+        return Err(ctx.err("health.failure_window_runs", "must be at least 1"));
+    }
+    for (key, value) in [
+        ("health.failure_warn_percent", raw.failure_warn_percent),
+        ("health.failure_fail_percent", raw.failure_fail_percent),
+    ] {
+        if !(1..=100).contains(&value) {
+            return Err(ctx.err(key, "must be between 1 and 100"));
+        }
+    }
+    if raw.failure_warn_percent > raw.failure_fail_percent {
+        return Err(ctx.err(
+            "health.failure_warn_percent",
+            "must not be above health.failure_fail_percent",
+        ));
+    }
+    if raw.cursor_warn_days == 0 {
+        return Err(ctx.err("health.cursor_warn_days", "must be at least 1"));
+    }
+    Ok(HealthSettings {
+        stale_fail_factor: raw.stale_fail_factor,
+        failure_window_runs: raw.failure_window_runs,
+        failure_warn_percent: raw.failure_warn_percent,
+        failure_fail_percent: raw.failure_fail_percent,
+        cursor_warn_days: raw.cursor_warn_days,
+    })
+}
+
 mod defaults {
     pub fn retries() -> u32 {
         3
@@ -133,6 +196,21 @@ mod defaults {
     }
     pub fn stale_after_minutes() -> u32 {
         60
+    }
+    pub fn stale_fail_factor() -> u32 {
+        4
+    }
+    pub fn failure_window_runs() -> u32 {
+        10
+    }
+    pub fn failure_warn_percent() -> u32 {
+        25
+    }
+    pub fn failure_fail_percent() -> u32 {
+        75
+    }
+    pub fn cursor_warn_days() -> u32 {
+        2
     }
 }
 
@@ -248,6 +326,23 @@ pub struct NetSettings {
 pub struct HistorySettings {
     pub keep_runs: u32,
     pub keep_metrics_days: u32,
+}
+
+/// The thresholds of `health` (DESIGN.md, Commands): when a check warns and when it fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSettings {
+    /// A pair fails when its last good sync is older than this many times its
+    /// `stale_after_minutes` (it warns from once that).
+    pub stale_fail_factor: u32,
+    /// How many of a pair's latest runs the failure rate is taken over.
+    pub failure_window_runs: u32,
+    /// The failure rate (percent) from which a pair warns.
+    pub failure_warn_percent: u32,
+    /// The failure rate (percent) from which a pair fails.
+    pub failure_fail_percent: u32,
+    /// A source cursor made this many days ago or earlier warns: no pass has completed
+    /// since (a cursor is used only on the day it was made).
+    pub cursor_warn_days: u32,
 }
 
 /// The deletion guard's thresholds (DESIGN.md, "Never mass-delete").
@@ -369,6 +464,7 @@ pub struct Settings {
     pub metrics_file: Option<PathBuf>,
     pub net: NetSettings,
     pub history: HistorySettings,
+    pub health: HealthSettings,
     pub pairs: Vec<Pair>,
 }
 
@@ -488,6 +584,7 @@ pub fn parse(
     if raw.history.keep_runs == 0 {
         return Err(ctx.err("history.keep_runs", "must be at least 1"));
     }
+    let health = health_settings(&ctx, &raw.health)?;
 
     if raw.pair.is_empty() {
         return Err(ctx.err("pair", "no [[pair]] is configured"));
@@ -504,6 +601,19 @@ pub fn parse(
             ));
         }
         pairs.push(pair);
+    }
+    // A file target is written whole by its pair: two pairs on one file would erase each other.
+    for (i, a) in pairs.iter().enumerate() {
+        for b in &pairs[i + 1..] {
+            if let (Endpoint::Ics(x), Endpoint::Ics(y)) = (&a.target, &b.target)
+                && x.location == y.location
+            {
+                return Err(ctx.err(
+                    format!("pair '{}'.target.path", b.name),
+                    format!("the pairs '{}' and '{}' write the same file; each file target needs its own pair", a.name, b.name),
+                ));
+            }
+        }
     }
 
     let state = match (state_override, raw.state) {
@@ -536,6 +646,7 @@ pub fn parse(
             keep_runs: raw.history.keep_runs,
             keep_metrics_days: raw.history.keep_metrics_days,
         },
+        health,
         pairs,
     })
 }
@@ -659,6 +770,18 @@ impl Ctx<'_> {
             )),
             (None, None) => Ok(None),
         }
+    }
+
+    /// A secret that must be given, as `<stem>_file` or `<stem>_env`.
+    fn required_secret(
+        &self,
+        at: &str,
+        stem: &str,
+        file: Option<&str>,
+        env: Option<&str>,
+    ) -> Result<Secret, ConfigError> {
+        self.secret(at, stem, file, env, true)?
+            .ok_or_else(|| self.err(format!("{at}.{stem}_file"), format!("a {stem} is required")))
     }
 
     fn url(&self, key: &str, url: &str) -> Result<String, ConfigError> {
@@ -820,15 +943,12 @@ impl Ctx<'_> {
                 let token_url = token_url.replace("{tenant}", &tenant_id);
                 Ok(Endpoint::Graph(GraphSettings {
                     client_id: need(raw.client_id, "client_id")?,
-                    client_secret: self
-                        .secret(
-                            at,
-                            "client_secret",
-                            raw.client_secret_file.as_deref(),
-                            raw.client_secret_env.as_deref(),
-                            true,
-                        )?
-                        .expect("required secret"),
+                    client_secret: self.required_secret(
+                        at,
+                        "client_secret",
+                        raw.client_secret_file.as_deref(),
+                        raw.client_secret_env.as_deref(),
+                    )?,
                     user: need(raw.user, "user")?,
                     calendar,
                     base_url: self.url(&format!("{at}.base_url"), &base_url)?,
@@ -862,15 +982,12 @@ impl Ctx<'_> {
                     None => None,
                 };
                 Ok(Endpoint::Google(GoogleSettings {
-                    service_account: self
-                        .secret(
-                            at,
-                            "service_account",
-                            raw.service_account_file.as_deref(),
-                            raw.service_account_env.as_deref(),
-                            true,
-                        )?
-                        .expect("required secret"),
+                    service_account: self.required_secret(
+                        at,
+                        "service_account",
+                        raw.service_account_file.as_deref(),
+                        raw.service_account_env.as_deref(),
+                    )?,
                     subject: raw.subject,
                     calendar_id: need(raw.calendar_id, "calendar_id")?,
                     base_url: self.url(&format!("{at}.base_url"), &base_url)?,
@@ -1093,6 +1210,46 @@ path = "out.ics"
     }
 
     #[test]
+    fn health_thresholds_default_and_are_checked() {
+        let s = parse_text(MINIMAL).unwrap();
+        assert_eq!(
+            s.health,
+            HealthSettings {
+                stale_fail_factor: 4,
+                failure_window_runs: 10,
+                failure_warn_percent: 25,
+                failure_fail_percent: 75,
+                cursor_warn_days: 2,
+            }
+        );
+        let set = parse_text(&format!(
+            "[health]\nstale_fail_factor = 2\ncursor_warn_days = 3\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(set.health.stale_fail_factor, 2);
+        assert_eq!(set.health.cursor_warn_days, 3);
+        let cases: &[(&str, &str)] = &[
+            ("stale_fail_factor = 0", "health.stale_fail_factor"),
+            ("failure_window_runs = 0", "health.failure_window_runs"),
+            ("failure_warn_percent = 0", "health.failure_warn_percent"),
+            ("failure_fail_percent = 101", "health.failure_fail_percent"),
+            (
+                "failure_warn_percent = 80\nfailure_fail_percent = 50",
+                "health.failure_warn_percent",
+            ),
+            ("cursor_warn_days = 0", "health.cursor_warn_days"),
+            ("stale_after_minutes = 5", "stale_after_minutes"),
+        ];
+        for (snippet, key) in cases {
+            let err = parse_text(&format!("[health]\n{snippet}\n{MINIMAL}")).expect_err(snippet);
+            assert!(
+                err.key == *key || err.to_string().contains(key),
+                "{snippet}: expected {key} in {err}"
+            );
+        }
+    }
+
+    #[test]
     fn state_precedence_is_flag_then_config_then_state_directory() {
         let env = Environment {
             state_directory: Some("/var/lib/calsync".into()),
@@ -1184,6 +1341,11 @@ path = "out.ics"
                 "pair 'a'.target.default_visibility",
             ),
             ("no pairs", "", "pair"),
+            (
+                "two pairs, one file",
+                "[[pair]]\nname=\"a\"\n[pair.source]\nkind=\"ics\"\npath=\"f\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n[[pair]]\nname=\"b\"\n[pair.source]\nkind=\"ics\"\npath=\"g\"\n[pair.target]\nkind=\"ics\"\npath=\"o\"\n",
+                "pair 'b'.target.path",
+            ),
         ];
         let env = Environment {
             vars: vec![("HOME".into(), "/root".into())],

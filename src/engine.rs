@@ -251,6 +251,10 @@ impl Engine<'_> {
         };
         let read_kind = end.kind;
 
+        if read_kind == ReadKind::Full && !opts.dry_run && self.store.mapped_count(&pair.name)? == 0
+        {
+            self.adopt(pair, target.as_mut())?;
+        }
         let mapped = self.store.mapped_count(&pair.name)?;
         let rows = self.store.plan_rows(&pair.name)?;
         let mut plan = plan::plan(&rows, read_kind, window.from.timestamp());
@@ -341,6 +345,82 @@ impl Engine<'_> {
         })
     }
 
+    /// Rebuilds a lost (or never made) mapping from the tags in the target, so that a new
+    /// state file neither duplicates what is published nor leaves events nobody deletes. An
+    /// owned event whose tag matches an item read now is adopted (kept when its content is
+    /// what would be published, else updated); one that matches nothing is an orphan, mapped
+    /// so the plan deletes it (the deletion guard still applies).
+    fn adopt(&self, pair: &Pair, target: &mut dyn Target) -> Result<(), ProviderError> {
+        let owned: Vec<_> = target
+            .list_owned()?
+            .into_iter()
+            .filter(|o| hashing::is_pair_tag(&pair.name, &o.tag))
+            .collect();
+        if owned.is_empty() {
+            return Ok(());
+        }
+        let staged: std::collections::HashMap<String, StagedItem> = self
+            .store
+            .staged_items(&pair.name)?
+            .into_iter()
+            .map(|i| {
+                (
+                    hashing::item_tag(&pair.name, &ItemKey(i.item_key.clone())),
+                    i,
+                )
+            })
+            .collect();
+        let now = self.now.timestamp();
+        let (mut adopted, mut orphans) = (0u64, 0u64);
+        self.store.transaction(|s| {
+            for o in &owned {
+                let body = o.event.canonical_json();
+                let row = match staged.get(&o.tag) {
+                    Some(item) => {
+                        adopted += 1;
+                        MappedRow {
+                            item_key: item.item_key.clone(),
+                            source_key: item.source_key.clone(),
+                            target_id: o.target_id.clone(),
+                            etag: o.etag.clone(),
+                            // Same content: nothing to write; else a hash no staging has.
+                            hash: if body == item.body {
+                                item.hash.clone()
+                            } else {
+                                format!("adopted:{}", hashing::sha256_hex(body.as_bytes()))
+                            },
+                            body,
+                            zones: item.zones.clone(),
+                            ends_at: item.ends_at,
+                            // Kept: an unchanged event must render byte-identical.
+                            dtstamp: o.dtstamp.unwrap_or(now),
+                        }
+                    }
+                    None => {
+                        orphans += 1;
+                        let key = format!("orphan:{}", o.tag);
+                        MappedRow {
+                            item_key: key.clone(),
+                            source_key: key,
+                            target_id: o.target_id.clone(),
+                            etag: o.etag.clone(),
+                            hash: "orphan".into(),
+                            zones: zones_of(&o.event),
+                            body,
+                            ends_at: None,
+                            dtstamp: now,
+                        }
+                    }
+                };
+                s.upsert_mapping(&pair.name, &row)?;
+            }
+            Ok(())
+        })?;
+        log::warn!(event = "state.rebuilt", pair = pair.name.as_str(), adopted = adopted, orphans = orphans;
+                   "no mapping in the state file: rebuilt it from the tags in the target");
+        Ok(())
+    }
+
     /// Runs the policy on one page and stages its decisions, in one transaction.
     fn stage_page(
         &self,
@@ -349,6 +429,9 @@ impl Engine<'_> {
         page: SourcePage,
         counts: &mut Counts,
     ) -> Result<(), ProviderError> {
+        if crate::interrupt::requested() {
+            return Err(ProviderError::Interrupted);
+        }
         for (key, reason) in &page.skipped {
             counts.skipped += 1;
             log::warn!(event = "event.skipped", pair = pair.name.as_str(),
@@ -465,79 +548,29 @@ impl Engine<'_> {
                     }
                 }
             }
-            let now = self.now.timestamp();
-            self.store.transaction(|s| {
-                for (w, a) in writes.iter().zip(batch) {
-                    let target_id = match a {
-                        Action::Update { target_id, .. } | Action::Delete { target_id, .. } => {
-                            Some(target_id.as_str())
-                        }
-                        Action::Create { .. } => None,
-                    };
-                    s.add_intent(
-                        &pair.name,
-                        self.run_id,
-                        &w.item().0,
-                        a.verb(),
-                        target_id,
-                        now,
-                    )?;
-                }
-                Ok(())
-            })?;
-            let results = target.apply(&writes);
-            let mut fatal = None;
-            self.store.transaction(|s| {
-                for ((w, staged), result) in writes.iter().zip(&bodies).zip(results) {
-                    let item = &w.item().0;
-                    match (w, result) {
-                        (Write::Delete { .. }, Ok(_)) => {
-                            s.delete_mapping(&pair.name, item, now)?;
-                            counts.deleted += 1;
-                        }
-                        (Write::Create { .. } | Write::Update { .. }, Ok(applied)) => {
-                            let staged = staged.as_ref().expect("creates and updates carry a body");
-                            s.upsert_mapping(&pair.name, &MappedRow {
-                                item_key: item.clone(),
-                                source_key: staged.source_key.clone(),
-                                target_id: applied.target_id,
-                                etag: applied.etag,
-                                hash: staged.hash.clone(),
-                                body: staged.body.clone(),
-                                zones: staged.zones.clone(),
-                                ends_at: staged.ends_at,
-                                dtstamp: now,
-                            })?;
-                            if matches!(w, Write::Create { .. }) {
-                                counts.created += 1;
-                            } else {
-                                counts.updated += 1;
-                            }
-                        }
-                        (_, Err(WriteError::Conflict)) => {
-                            counts.failed += 1;
-                            log::warn!(event = "write.conflict", pair = pair.name.as_str(), item = item.as_str();
-                                       "the target's event changed since calsync wrote it; not overwritten");
-                        }
-                        (_, Err(WriteError::Failed(e))) => {
-                            counts.failed += 1;
-                            log::error!(event = "write.failed", pair = pair.name.as_str(), item = item.as_str(),
-                                        exit_code = e.exit_code(); "{e}");
-                            if matches!(e, ProviderError::Auth { .. } | ProviderError::BreakerOpen { .. } | ProviderError::Interrupted) {
-                                fatal.get_or_insert(e);
-                            }
-                        }
-                    }
-                    s.clear_intent(&pair.name, item)?;
-                }
-                Ok(())
-            })?;
+            let prepared: Vec<Prepared> = writes
+                .into_iter()
+                .zip(bodies)
+                .map(|(write, staged)| Prepared { write, staged })
+                .collect();
+            let mut tally = Tally::default();
+            let written = write_batch(
+                self.store,
+                self.run_id,
+                self.now,
+                &pair.name,
+                target,
+                &prepared,
+                &mut tally,
+            );
+            counts.created += tally.created;
+            counts.updated += tally.updated;
+            counts.deleted += tally.deleted;
+            counts.failed += tally.failed;
             if let Some(p) = &progress {
                 p.inc(batch.len() as u64);
             }
-            if let Some(e) = fatal {
-                return Err(e);
-            }
+            written?;
         }
         if let Some(p) = progress {
             p.finish_and_clear();
@@ -546,6 +579,111 @@ impl Engine<'_> {
     }
 }
 
+/// One write with what the mapping records once it took effect (creates and updates).
+pub struct Prepared {
+    pub write: Write,
+    pub staged: Option<StagedItem>,
+}
+
+/// What one batch's writes did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub failed: u64,
+}
+
+/// Writes one batch the crash-safe way (DESIGN.md, Crash safety): an intent row per write in
+/// one transaction before anything is sent, then the target's answers, then the mapping and
+/// the intents settled in one transaction. A write that failed changes nothing in the
+/// mapping, so the next run plans it again. Sync and cleanup share this.
+///
+/// # Errors
+/// State file failures, and a failure that ends the pair (credentials refused, breaker open,
+/// stop requested) — after the batch's outcomes are recorded.
+pub fn write_batch(
+    store: &Store,
+    run_id: &str,
+    now: DateTime<Utc>,
+    pair: &str,
+    target: &mut dyn Target,
+    batch: &[Prepared],
+    tally: &mut Tally,
+) -> Result<(), ProviderError> {
+    let at = now.timestamp();
+    store.transaction(|s| {
+        for p in batch {
+            let (verb, target_id) = match &p.write {
+                Write::Create { .. } => ("create", None),
+                Write::Update { target_id, .. } => ("update", Some(target_id.as_str())),
+                Write::Delete { target_id, .. } => ("delete", Some(target_id.as_str())),
+            };
+            s.add_intent(pair, run_id, &p.write.item().0, verb, target_id, at)?;
+        }
+        Ok(())
+    })?;
+    let writes: Vec<Write> = batch.iter().map(|p| p.write.clone()).collect();
+    let results = target.apply(&writes);
+    let mut fatal = None;
+    store.transaction(|s| {
+        for (p, result) in batch.iter().zip(results) {
+            let item = &p.write.item().0;
+            match (&p.write, result) {
+                (Write::Delete { .. }, Ok(_)) => {
+                    s.delete_mapping(pair, item, at)?;
+                    tally.deleted += 1;
+                }
+                (Write::Create { .. } | Write::Update { .. }, Ok(applied)) => {
+                    let staged = p.staged.as_ref().expect("creates and updates carry a body");
+                    s.upsert_mapping(
+                        pair,
+                        &MappedRow {
+                            item_key: item.clone(),
+                            source_key: staged.source_key.clone(),
+                            target_id: applied.target_id,
+                            etag: applied.etag,
+                            hash: staged.hash.clone(),
+                            body: staged.body.clone(),
+                            zones: staged.zones.clone(),
+                            ends_at: staged.ends_at,
+                            dtstamp: at,
+                        },
+                    )?;
+                    if matches!(p.write, Write::Create { .. }) {
+                        tally.created += 1;
+                    } else {
+                        tally.updated += 1;
+                    }
+                }
+                (_, Err(WriteError::Conflict)) => {
+                    tally.failed += 1;
+                    log::warn!(event = "write.conflict", pair = pair, item = item.as_str();
+                               "the target's event changed since calsync wrote it; left as it is");
+                }
+                (_, Err(WriteError::Failed(e))) => {
+                    tally.failed += 1;
+                    log::error!(event = "write.failed", pair = pair, item = item.as_str(),
+                                exit_code = e.exit_code(); "{e}");
+                    if matches!(
+                        e,
+                        ProviderError::Auth { .. }
+                            | ProviderError::BreakerOpen { .. }
+                            | ProviderError::Interrupted
+                    ) {
+                        fatal.get_or_insert(e);
+                    }
+                }
+            }
+            s.clear_intent(pair, item)?;
+        }
+        Ok(())
+    })?;
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
 struct PassEnd {
     exit_code: i32,
     outcome: &'static str,

@@ -28,19 +28,40 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// The tag calsync puts on every target event it creates: 64 lowercase hex digits.
+/// The part of every tag that names the pair: 16 hex digits. Two pairs may publish into one
+/// target calendar; each owns only the events whose tags carry its prefix.
+pub fn pair_tag_prefix(pair: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"calsync/pair/v1\0");
+    h.update(pair.as_bytes());
+    let digest: [u8; 32] = h.finalize().into();
+    hex(&digest[..8])
+}
+
+/// The tag calsync puts on every target event it creates: the pair's prefix, a dot, and 64
+/// hex digits derived from the pair and the item key.
 pub fn item_tag(pair: &str, item: &ItemKey) -> String {
-    hex(&item_digest(pair, item))
+    format!(
+        "{}.{}",
+        pair_tag_prefix(pair),
+        hex(&item_digest(pair, item))
+    )
+}
+
+/// Whether a tag found in a target belongs to this pair.
+pub fn is_pair_tag(pair: &str, tag: &str) -> bool {
+    tag.split_once('.')
+        .is_some_and(|(prefix, rest)| prefix == pair_tag_prefix(pair) && rest.len() == 64)
 }
 
 /// The UID a target event gets.
 pub fn target_uid(pair: &str, item: &ItemKey) -> String {
-    format!("{}@calsync", item_tag(pair, item))
+    format!("{}@calsync", hex(&item_digest(pair, item)))
 }
 
 /// The CalDAV resource name (without the collection path).
 pub fn resource_name(pair: &str, item: &ItemKey) -> String {
-    format!("calsync-{}.ics", item_tag(pair, item))
+    format!("calsync-{}.ics", hex(&item_digest(pair, item)))
 }
 
 /// A Google Calendar event id: lowercase base32hex (`0-9a-v`) of the digest, 52 characters.
@@ -90,7 +111,11 @@ mod tests {
         assert_eq!(uid, target_uid("parish", &key("secret-host.internal/123")));
         assert!(!uid.contains("secret"));
         assert_ne!(uid, target_uid("school", &key("secret-host.internal/123")));
-        assert_eq!(item_tag("p", &key("k")).len(), 64);
+        let tag = item_tag("p", &key("k"));
+        assert_eq!(tag.len(), 16 + 1 + 64);
+        assert!(is_pair_tag("p", &tag));
+        assert!(!is_pair_tag("q", &tag));
+        assert!(!is_pair_tag("p", "0123456789abcdef.short"));
     }
 
     #[test]

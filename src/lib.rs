@@ -18,6 +18,7 @@ pub mod ical;
 pub mod interrupt;
 pub mod logging;
 pub mod mask;
+pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod plan;

@@ -6,6 +6,12 @@
 //! only the report. `RUST_LOG` sets the level (`debug`, `calsync=debug`, …). Lines from other
 //! crates are shown from `warn` up only. Every string is passed through e-mail masking, a
 //! last safety net under the rule that nothing private is handed to the logger at all.
+//!
+//! Under systemd, when the log stream is the journal (`$JOURNAL_STREAM` names its device and
+//! inode), each line is prefixed with its syslog priority (`<3>` error … `<7>` debug), as
+//! sd-daemon(3) describes: journald strips the prefix and records the priority, so the stored
+//! message is still exactly one JSON object and `journalctl -p warning` works. Nothing here
+//! ever writes colour or cursor codes; the progress bar is the engine's and only on a terminal.
 
 use crate::mask::mask_emails;
 use log::kv::{Key, Value, VisitSource};
@@ -23,6 +29,8 @@ pub enum Stream {
 struct JsonLogger {
     level: LevelFilter,
     stream: Stream,
+    /// The stream is the journal: lines carry a `<N>` priority prefix.
+    journal: bool,
     run_id: Mutex<Option<String>>,
 }
 
@@ -34,6 +42,7 @@ pub fn init(stream: Stream) {
     let logger = LOGGER.get_or_init(|| JsonLogger {
         level,
         stream,
+        journal: is_journal(stream, std::env::var("JOURNAL_STREAM").ok().as_deref()),
         run_id: Mutex::new(None),
     });
     if log::set_logger(logger).is_ok() {
@@ -78,7 +87,10 @@ impl Log for JsonLogger {
             return;
         }
         let run_id = self.run_id.lock().expect("run id lock").clone();
-        let line = format_line(record, run_id.as_deref(), chrono::Utc::now());
+        let mut line = format_line(record, run_id.as_deref(), chrono::Utc::now());
+        if self.journal {
+            line.insert_str(0, syslog_prefix(record.level()));
+        }
         let write = |mut out: Box<dyn Write>| {
             let _ = out.write_all(line.as_bytes());
             let _ = out.flush();
@@ -92,6 +104,36 @@ impl Log for JsonLogger {
     fn flush(&self) {
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
+    }
+}
+
+/// Whether `stream` is the journal: `$JOURNAL_STREAM` (`DEVICE:INODE`, set by systemd for a
+/// unit's stdout/stderr) names the file the stream is open on. A child process or a
+/// redirection inherits the variable but not the stream, hence the comparison.
+fn is_journal(stream: Stream, journal_stream: Option<&str>) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some((dev, ino)) = journal_stream.and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    let fd = match stream {
+        Stream::Stdout => std::io::stdout().as_fd().try_clone_to_owned(),
+        Stream::Stderr => std::io::stderr().as_fd().try_clone_to_owned(),
+    };
+    fd.and_then(|fd| std::fs::File::from(fd).metadata())
+        .is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+/// The sd-daemon(3) priority prefix of a level.
+fn syslog_prefix(level: Level) -> &'static str {
+    match level {
+        Level::Error => "<3>",
+        Level::Warn => "<4>",
+        Level::Info => "<6>",
+        Level::Debug | Level::Trace => "<7>",
     }
 }
 
@@ -160,6 +202,22 @@ impl<'kvs> VisitSource<'kvs> for Collect<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn journal_priorities_follow_syslog() {
+        assert_eq!(syslog_prefix(Level::Error), "<3>");
+        assert_eq!(syslog_prefix(Level::Warn), "<4>");
+        assert_eq!(syslog_prefix(Level::Info), "<6>");
+        assert_eq!(syslog_prefix(Level::Debug), "<7>");
+        assert_eq!(syslog_prefix(Level::Trace), "<7>");
+    }
+
+    #[test]
+    fn only_a_matching_journal_stream_counts() {
+        for value in [None, Some(""), Some("x:y"), Some("1"), Some("0:0")] {
+            assert!(!is_journal(Stream::Stdout, value), "{value:?}");
+        }
+    }
 
     #[test]
     fn rust_log_directives() {

@@ -4,6 +4,10 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 fn main() {
+    if let Err(e) = calsync::interrupt::install() {
+        eprintln!("calsync: cannot install signal handlers: {e}");
+        std::process::exit(calsync::exit::TEMPFAIL);
+    }
     let code = match calsync::cli::Args::try_parse() {
         Ok(args) => match calsync::commands::run(args) {
             Ok(code) => code,

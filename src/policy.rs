@@ -153,7 +153,7 @@ pub fn is_public(marking: &Marking, default_visibility: Visibility) -> bool {
 }
 
 /// Why these details (of an event or an overridden instance) may not be published, if so.
-fn withheld_reason(details: &Details, rules: &Rules) -> Option<Withheld> {
+pub fn withheld_reason(details: &Details, rules: &Rules) -> Option<Withheld> {
     if !is_public(&details.marking, rules.default_visibility) {
         return Some(Withheld::NotPublic);
     }

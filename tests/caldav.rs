@@ -164,11 +164,16 @@ impl Dav {
     }
 
     fn configure(&self, source: &str, target: &str) {
+        self.configure_pair("", source, target);
+    }
+
+    /// Writes the config with `extra` keys for the pair.
+    fn configure_pair(&self, extra: &str, source: &str, target: &str) {
         self.cli.write(
             "calsync.toml",
             format!(
                 "state = \"state/calsync.db\"\n\n[net]\nretries = 1\nbackoff_ms = 10\n\n[[pair]]\nname = \"parish\"\n\
-                 exclude_categories = [\"Staff only\"]\n\n[pair.source]\n{source}\n[pair.target]\n{target}\n"
+                 exclude_categories = [\"Staff only\"]\n{extra}\n\n[pair.source]\n{source}\n[pair.target]\n{target}\n"
             ),
         );
     }
@@ -326,7 +331,7 @@ fn caldav_to_caldav_publishes_exactly_the_public_events() {
         assert!(
             masters[0]
                 .get("X-CALSYNC-TAG")
-                .is_some_and(|t| t.len() == 64)
+                .is_some_and(|t| calsync::hashing::is_pair_tag("parish", t))
         );
     }
     let events = events_of(&target);
@@ -340,6 +345,20 @@ fn caldav_to_caldav_publishes_exactly_the_public_events() {
     assert_eq!(finished.num("created"), 4);
     assert_eq!(finished.num("withheld_not_public"), 3);
     assert_eq!(finished.num("withheld_instances"), 1);
+
+    // validate reads both calendars and agrees.
+    let run = dav.cli.run(&["validate"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let text = report.to_string();
+    for check in [
+        "counts_match",
+        "no_private_event",
+        "series_intact",
+        "fields_equal",
+    ] {
+        assert!(text.contains(check), "validate did not run {check}: {text}");
+    }
 
     // The same again with --full: nothing to write, nothing duplicated.
     let run = dav.sync_ok(&["--full"]);
@@ -448,6 +467,83 @@ fn a_foreign_event_in_the_target_survives_a_full_sync() {
             .iter()
             .all(|r| !r.path.contains("by-hand")),
         "calsync touched the foreign resource"
+    );
+}
+
+#[test]
+fn a_foreign_event_in_the_target_survives_cleanup_and_a_full_sync() {
+    let dav = Dav::start();
+    dav.seed(&[
+        (
+            "concert.ics",
+            feed(&[timed("concert@intranet", "Advent concert", 3, "")]),
+        ),
+        (
+            "harvest.ics",
+            feed(&[timed("harvest@intranet", "Harvest festival", -40, "")]),
+        ),
+    ]);
+    // Foreign events, one as old as the harvest festival.
+    let old = feed(&[timed(
+        "old-by-hand@example.org",
+        "Old event added by hand",
+        -40,
+        "",
+    )]);
+    let foreign = [
+        (
+            "old-by-hand.ics",
+            dav.radicale.put("target", "old-by-hand.ics", &old),
+        ),
+        (
+            "by-hand.ics",
+            dav.radicale.put("target", "by-hand.ics", &foreign_event()),
+        ),
+    ];
+    let (source, target) = (dav.endpoint("source", ""), dav.endpoint("target", ""));
+    // Published while the window reached 90 days back…
+    dav.configure_pair("past_days = 90", &source, &target);
+    let run = dav.sync_ok(&[]);
+    assert_eq!(run.event("sync.finished").num("created"), 2);
+    // …then the window narrows to 30 days and retention to 35: the festival is past it.
+    dav.configure_pair("past_days = 30\nretention_days = 35", &source, &target);
+    dav.proxy.clear();
+    let run = dav.cli.run(&["cleanup"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.event("pair.finished").num("removed"), 1);
+    let run = dav.sync_ok(&["--full"]);
+    let s = run.event("sync.finished");
+    assert_eq!(
+        (s.num("created"), s.num("updated"), s.num("deleted")),
+        (0, 0, 0)
+    );
+
+    let target = dav.target();
+    let titles: Vec<String> = master_titles(&events_of(&target));
+    assert_eq!(
+        titles,
+        [
+            "Added by hand in the target",
+            "Advent concert",
+            "Old event added by hand"
+        ]
+    );
+    for (name, etag) in foreign {
+        let now = dav
+            .radicale
+            .get("target", name)
+            .expect("a foreign event is gone");
+        assert_eq!(now.etag, etag, "{name} was rewritten");
+    }
+    let requests = dav.proxy.requests();
+    assert_eq!(
+        requests.iter().filter(|r| r.method == "DELETE").count(),
+        1,
+        "cleanup deletes exactly the expired event of its own"
+    );
+    assert!(
+        requests.iter().all(|r| !r.path.contains("by-hand")),
+        "calsync sent a request to a foreign resource"
     );
 }
 
@@ -720,6 +816,37 @@ fn a_lost_state_file_converges_without_duplicates() {
         before,
         "the target changed after the state file was lost"
     );
+
+    // Lost again, and meanwhile the fete left the source: its published copy, found in the
+    // target under a tag no source item has, is deleted where it is; the rest stays as it was.
+    std::fs::remove_dir_all(dav.cli.path("state")).unwrap();
+    dav.radicale.delete("source", "fete.ics");
+    dav.proxy.clear();
+    let run = dav.sync_ok(&[]);
+    let s = run.event("sync.finished");
+    assert_eq!(
+        (s.num("created"), s.num("updated"), s.num("deleted")),
+        (0, 0, 1)
+    );
+    let after = dav.target();
+    assert_eq!(
+        master_titles(&events_of(&after)),
+        ["Choir rehearsal", "Open day", "Parish council"]
+    );
+    let fete = before
+        .iter()
+        .find(|o| o.ics.contains("SUMMARY:Summer fete"))
+        .unwrap();
+    let deletes: Vec<String> = dav
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(deletes, std::slice::from_ref(&fete.href));
+    let kept: Vec<&StoredObject> = before.iter().filter(|o| o.href != fete.href).collect();
+    assert_eq!(after.iter().collect::<Vec<_>>(), kept);
 }
 
 #[test]

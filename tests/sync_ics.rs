@@ -543,3 +543,50 @@ fn the_bundled_demo_publishes_only_what_is_public() {
             .ends_with("public.ics")
     );
 }
+
+/// Real-world exports (Outlook with Windows zone names, Outlook's display-name zones, Google,
+/// folded non-ASCII text, bare LF) go through the whole binary, and what comes out is read by
+/// the independent parser with every zone resolved to IANA and a VTIMEZONE for each.
+#[test]
+fn real_world_exports_publish_cleanly() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for name in [
+        "outlook-export.ics",
+        "outlook-display-names.ics",
+        "google-export.ics",
+        "folding-unicode.ics",
+        "bare-lf.ics",
+    ] {
+        let cli = Cli::new();
+        cli.write("feed.ics", std::fs::read(fixtures.join(name)).unwrap());
+        cli.write(
+            "calsync.toml",
+            config(
+                "path = \"feed.ics\"",
+                "past_days = 3650\nfuture_days = 3650",
+            ),
+        );
+        let run = cli.run(&["sync"]);
+        assert_eq!(run.code, 0, "{name}: {}", run.stdout);
+        let finished = run.event("pair.finished");
+        assert_eq!(finished.num("skipped"), 0, "{name}: events skipped");
+        assert!(finished.num("created") > 0, "{name}: nothing published");
+        let cal = ics::parse(&cli.read("public.ics"));
+        let zones: Vec<&str> = cal
+            .components
+            .iter()
+            .filter(|c| c.name == "VTIMEZONE")
+            .filter_map(|c| c.get("TZID"))
+            .collect();
+        for e in cal.events() {
+            assert_eq!(e.get("CLASS"), Some("PUBLIC"), "{name}");
+            if let Some(tz) = e.param("DTSTART", "TZID") {
+                assert!(
+                    tz.parse::<chrono_tz::Tz>().is_ok(),
+                    "{name}: {tz} is not an IANA zone"
+                );
+                assert!(zones.contains(&tz), "{name}: no VTIMEZONE for {tz}");
+            }
+        }
+    }
+}

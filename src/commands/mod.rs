@@ -1,15 +1,22 @@
 //! One file per command; each builds what it needs and prints its output. The shared start of
 //! `sync` and `cleanup` (config, lock, state file, audit key, HTTP client, run id) is here.
 
+pub mod audit_log;
+pub mod audit_verify;
+pub mod cleanup;
+pub mod generate;
+pub mod health;
+pub mod history;
+pub mod report;
 pub mod sync;
+pub mod validate;
 
 use crate::cli::{Args, Command, GlobalArgs};
 use crate::config::{self, Environment, Settings};
 use crate::error::Error;
-use crate::exit;
 use crate::logging::{self, Stream};
 use crate::net::Http;
-use crate::store::{AuditKey, ChainHead, RunLock, Store};
+use crate::store::{ApiCall, AuditKey, ChainHead, RunLock, Store};
 
 /// Runs the parsed command line; returns the exit code of a command that ran to its end.
 ///
@@ -21,21 +28,28 @@ pub fn run(args: Args) -> Result<i32, Error> {
             logging::init(Stream::Stdout);
             sync::run(&args.global, a)
         }
-        Command::Cleanup(_) => not_yet("cleanup", Stream::Stdout),
-        Command::Validate(_) => not_yet("validate", Stream::Stderr),
-        Command::Health(_) => not_yet("health", Stream::Stderr),
-        Command::History(_) => not_yet("history", Stream::Stderr),
-        Command::AuditVerify(_) => not_yet("audit-verify", Stream::Stderr),
-        Command::Generate(_) => not_yet("generate", Stream::Stderr),
+        Command::Cleanup(a) => {
+            logging::init(Stream::Stdout);
+            cleanup::run(&args.global, a)
+        }
+        Command::Validate(a) => {
+            logging::init(Stream::Stderr);
+            validate::run(&args.global, a)
+        }
+        Command::Health(a) => {
+            logging::init(Stream::Stderr);
+            health::run(&args.global, a)
+        }
+        Command::History(a) => {
+            logging::init(Stream::Stderr);
+            history::run(&args.global, a)
+        }
+        Command::AuditVerify(a) => {
+            logging::init(Stream::Stderr);
+            audit_verify::run(&args.global, a)
+        }
+        Command::Generate(g) => generate::run(g),
     }
-}
-
-/// Commands whose issue has not landed yet say so plainly instead of pretending to work.
-fn not_yet(command: &str, stream: Stream) -> Result<i32, Error> {
-    logging::init(stream);
-    log::error!(event = "command.unavailable", command = command;
-                "`calsync {command}` is not available in this build yet");
-    Ok(exit::FAILED)
 }
 
 /// What a writing command (`sync`, `cleanup`) holds for its whole run.
@@ -78,7 +92,10 @@ impl Session {
             log::warn!(event = "audit.key_created", path = audit_key.path.display().to_string().as_str();
                        "created a new audit key beside the state file; keep a copy, or set audit_key_file");
         }
-        let http = Http::new(&settings.net).map_err(Error::Setup)?;
+        let breakers = crate::net::Breakers::load(store.breakers()?);
+        let http = Http::new(&settings.net)
+            .map_err(Error::Setup)?
+            .with_breakers(breakers);
         Ok((
             Session {
                 settings,
@@ -136,19 +153,57 @@ impl Session {
         }
     }
 
-    /// Stores the HTTP attempts of the run and prunes old history.
-    pub fn flush_metrics(&self) {
+    /// Saves the circuit breakers, and logs and audits each state change of the run.
+    pub fn flush_breakers(&self) {
+        for (endpoint, t) in self.http.breakers().take_transitions() {
+            let endpoint = crate::mask::mask_url(&endpoint);
+            let event = match t.to {
+                crate::net::breaker::State::Open => "breaker.opened",
+                crate::net::breaker::State::HalfOpen => "breaker.half_open",
+                crate::net::breaker::State::Closed => "breaker.closed",
+            };
+            log::warn!(event = event, endpoint = endpoint.as_str(), from = t.from.as_str(), to = t.to.as_str();
+                       "circuit breaker {} → {}", t.from.as_str(), t.to.as_str());
+            self.audit(
+                "breaker",
+                None,
+                serde_json::json!({ "endpoint": endpoint, "from": t.from.as_str(), "to": t.to.as_str() }),
+            );
+        }
+        if let Err(e) = self.store.save_breakers(&self.http.breakers().snapshot()) {
+            log::error!(event = "state.error"; "{e}");
+        }
+    }
+
+    /// Stores the HTTP attempts of the run and prunes old history; returns how many rows of
+    /// history and metrics were pruned.
+    pub fn flush_metrics(&self) -> u64 {
+        self.store_calls_and_prune(&self.http.take_calls())
+    }
+
+    /// Like [`flush_metrics`](Self::flush_metrics), and hands the run's HTTP attempts back
+    /// (for the metrics file).
+    pub fn flush_metrics_and_calls(&self) -> Vec<ApiCall> {
         let calls = self.http.take_calls();
-        if let Err(e) = self.store.record_api_calls(&self.run_id, &calls) {
+        self.store_calls_and_prune(&calls);
+        calls
+    }
+
+    fn store_calls_and_prune(&self, calls: &[ApiCall]) -> u64 {
+        if let Err(e) = self.store.record_api_calls(&self.run_id, calls) {
             log::error!(event = "state.error"; "{e}");
         }
         let keep_ms = i64::from(self.settings.history.keep_metrics_days) * 86_400_000;
-        if let Err(e) = self.store.prune_history(
+        match self.store.prune_history(
             self.settings.history.keep_runs,
             chrono::Utc::now().timestamp_millis(),
             keep_ms,
         ) {
-            log::error!(event = "state.error"; "{e}");
+            Ok(pruned) => pruned,
+            Err(e) => {
+                log::error!(event = "state.error"; "{e}");
+                0
+            }
         }
     }
 }

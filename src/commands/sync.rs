@@ -59,13 +59,15 @@ pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
                     "guard_withheld": report.counts.guard_withheld,
                 }),
             );
+            super::audit_log::auth(&session, pair, report.exit_code, report.error.as_deref());
         }
         reports.push(report);
     }
     if crate::interrupt::requested() && reports.len() < pairs.len() {
         log::warn!(event = "sync.interrupted", left = (pairs.len() - reports.len()) as u64; "stop requested: remaining pairs not run");
     }
-    session.flush_metrics();
+    session.flush_breakers();
+    let calls = session.flush_metrics_and_calls();
     session.log_chain_head();
     let mut code = exit::most_severe(reports.iter().map(|r| r.exit_code));
     if crate::interrupt::requested() {
@@ -77,6 +79,18 @@ pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
                 exit::TERMINATED
             },
         ]);
+    }
+    // A dry run leaves monitoring alone: it changed nothing a dashboard should show.
+    if !args.dry_run {
+        let elapsed = started.elapsed();
+        crate::metrics::export(
+            &session.settings,
+            &session.store,
+            &reports,
+            &calls,
+            code,
+            elapsed,
+        );
     }
     let sum = |f: fn(&crate::engine::PairReport) -> u64| reports.iter().map(f).sum::<u64>();
     log::info!(

@@ -77,6 +77,8 @@ pub struct ReadBack {
     /// Properties that calsync never publishes but the target's item carries (ATTENDEE,
     /// ORGANIZER, VALARM…): a sign it was edited or is not calsync's.
     pub foreign: Vec<String>,
+    /// The master's `DTSTAMP` (Unix seconds), when it is a UTC date-time.
+    pub dtstamp: Option<i64>,
 }
 
 /// Properties and components calsync never writes into a target.
@@ -91,6 +93,7 @@ pub fn parse_published(bytes: &[u8]) -> Result<Vec<ReadBack>, IcalError> {
     let text = lines::unfold(bytes);
     let blocks = lines::components(&text)?;
     let mut tags: HashMap<String, String> = HashMap::new();
+    let mut stamps: HashMap<String, i64> = HashMap::new();
     let mut foreign: HashMap<String, Vec<String>> = HashMap::new();
     for block in blocks.iter().filter(|b| b.kind == "VEVENT") {
         let Some(uid) = block
@@ -104,6 +107,13 @@ pub fn parse_published(bytes: &[u8]) -> Result<Vec<ReadBack>, IcalError> {
             && let Some(tag) = block.raw_values("X-CALSYNC-TAG").first()
         {
             tags.insert(uid.clone(), tag.trim().to_string());
+        }
+        if block.raw_values("RECURRENCE-ID").is_empty()
+            && let Some(stamp) = block.raw_values("DTSTAMP").first().and_then(|v| {
+                chrono::NaiveDateTime::parse_from_str(v.trim(), "%Y%m%dT%H%M%SZ").ok()
+            })
+        {
+            stamps.insert(uid.clone(), stamp.and_utc().timestamp());
         }
         for name in NEVER_PUBLISHED {
             let present = match name.strip_prefix("BEGIN:") {
@@ -136,6 +146,7 @@ pub fn parse_published(bytes: &[u8]) -> Result<Vec<ReadBack>, IcalError> {
             classes.extend(e.overrides.iter().map(|o| class(&o.details)));
             ReadBack {
                 tag: tags.get(&uid).cloned(),
+                dtstamp: stamps.get(&uid).copied(),
                 foreign: foreign.remove(&uid).unwrap_or_default(),
                 classes,
                 event: to_public(&uid, &e),

@@ -7,8 +7,10 @@
 //! jitter, a `Retry-After` always honoured, and no retry that would end after the run's one
 //! deadline. Everything else is returned at once.
 
+pub mod breaker;
 mod retry;
 
+pub use breaker::Breakers;
 pub use retry::{RetryPolicy, backoff_delay, parse_retry_after};
 
 use crate::config::NetSettings;
@@ -188,6 +190,7 @@ pub struct Http {
     policy: RetryPolicy,
     deadline: Instant,
     calls: Arc<Mutex<Vec<ApiCall>>>,
+    breakers: Breakers,
     /// Sleeps between retries; replaced in tests so they need not wait.
     sleeper: Arc<dyn Fn(Duration) + Send + Sync>,
 }
@@ -223,8 +226,20 @@ impl Http {
             },
             deadline: Instant::now() + Duration::from_secs(net.deadline_seconds),
             calls: Arc::new(Mutex::new(Vec::new())),
+            breakers: Breakers::default(),
             sleeper: Arc::new(std::thread::sleep),
         })
+    }
+
+    /// Uses these circuit breakers (loaded from the state file) for every call.
+    pub fn with_breakers(mut self, breakers: Breakers) -> Self {
+        self.breakers = breakers;
+        self
+    }
+
+    /// The run's circuit breakers.
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
     }
 
     /// Replaces how the client waits between retries (tests record instead of sleeping).
@@ -244,6 +259,31 @@ impl Http {
     /// [`NetError`] once retrying is over or not allowed.
     pub fn send(&self, req: &Request) -> Result<Response, NetError> {
         let endpoint = endpoint_of(&req.url);
+        if crate::interrupt::requested() {
+            return Err(NetError::Interrupted { endpoint });
+        }
+        if !self
+            .breakers
+            .admit(&endpoint, chrono::Utc::now().timestamp())
+        {
+            return Err(NetError::BreakerOpen { endpoint });
+        }
+        let result = self.send_with_retries(req, &endpoint);
+        match &result {
+            Ok(_) => self
+                .breakers
+                .record(&endpoint, false, chrono::Utc::now().timestamp()),
+            Err(NetError::Interrupted { .. } | NetError::BreakerOpen { .. }) => {}
+            Err(e) => {
+                self.breakers
+                    .record(&endpoint, e.is_transient(), chrono::Utc::now().timestamp())
+            }
+        }
+        result
+    }
+
+    fn send_with_retries(&self, req: &Request, endpoint: &str) -> Result<Response, NetError> {
+        let endpoint = endpoint.to_string();
         let mut attempt: u32 = 0;
         loop {
             if crate::interrupt::requested() {

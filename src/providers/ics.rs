@@ -169,6 +169,7 @@ impl Source for IcsSource {
 pub struct IcsTarget {
     path: PathBuf,
     name: Option<String>,
+    pair: String,
 }
 
 impl IcsTarget {
@@ -179,6 +180,7 @@ impl IcsTarget {
             IcsLocation::Path(path) => Ok(IcsTarget {
                 path,
                 name: settings.name.or_else(|| Some(pair.to_string())),
+                pair: pair.to_string(),
             }),
             IcsLocation::Url(_) => Err(ProviderError::Config(format!(
                 "pair '{pair}': an ics target must be a path"
@@ -283,13 +285,16 @@ impl Target for IcsTarget {
         Ok(items
             .into_iter()
             .filter_map(|r| {
-                let tag = r.tag?;
+                let tag = r
+                    .tag
+                    .filter(|t| crate::hashing::is_pair_tag(&self.pair, t))?;
                 Some(OwnedEvent {
                     target_id: r.event.uid.clone(),
                     tag,
                     etag: None,
                     classes: r.classes,
                     foreign: r.foreign,
+                    dtstamp: r.dtstamp,
                     event: r.event,
                 })
             })

@@ -181,6 +181,8 @@ pub struct OwnedEvent {
     pub classes: Vec<Option<String>>,
     /// Properties calsync never writes that the target's event carries (ATTENDEE, VALARM…).
     pub foreign: Vec<String>,
+    /// The master's DTSTAMP as the target holds it (Unix seconds), if readable.
+    pub dtstamp: Option<i64>,
     /// What the target holds, read back into the published shape.
     pub event: PublicEvent,
 }

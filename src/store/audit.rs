@@ -88,6 +88,23 @@ impl AuditKey {
         }
     }
 
+    /// Reads the configured key, or the default key beside the state file, without creating
+    /// one (report commands create nothing). `None` when no key is configured and the default
+    /// one does not exist yet.
+    ///
+    /// # Errors
+    /// A key file that cannot be read or is shorter than 32 bytes.
+    pub fn load_existing(
+        configured: Option<&Path>,
+        state_path: &Path,
+    ) -> Result<Option<AuditKey>, String> {
+        let default = Self::default_path(state_path);
+        if configured.is_none() && !default.exists() {
+            return Ok(None);
+        }
+        Self::load_or_create(configured, state_path).map(|(key, _)| Some(key))
+    }
+
     /// Where the default key lives: beside the state file.
     pub fn default_path(state_path: &Path) -> PathBuf {
         state_path
@@ -396,6 +413,10 @@ mod tests {
         let (k2, created) = AuditKey::load_or_create(None, &state).unwrap();
         assert!(!created);
         assert_eq!(k1.bytes, k2.bytes);
+        let elsewhere = dir.path().join("sub/calsync.db");
+        assert!(AuditKey::load_existing(None, &elsewhere).unwrap().is_none());
+        assert!(!AuditKey::default_path(&elsewhere).exists());
+        assert!(AuditKey::load_existing(None, &state).unwrap().is_some());
         let short = dir.path().join("short.key");
         std::fs::write(&short, b"too short").unwrap();
         assert!(

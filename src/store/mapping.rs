@@ -19,8 +19,6 @@ pub struct PairState {
     pub cursor_day: Option<String>,
     /// Unix seconds of the last run that ended well.
     pub last_good_sync: Option<i64>,
-    /// SHA-256 of what a whole-file target last wrote.
-    pub target_digest: Option<String>,
 }
 
 /// What the policy decided for one source item in this run.
@@ -114,14 +112,13 @@ impl Store {
     pub fn pair_state(&self, pair: &str) -> Result<PairState, StoreError> {
         self.conn()
             .query_row(
-                "SELECT cursor, cursor_day, last_good_sync, target_digest FROM pair_state WHERE pair = ?1",
+                "SELECT cursor, cursor_day, last_good_sync FROM pair_state WHERE pair = ?1",
                 [pair],
                 |r| {
                     Ok(PairState {
                         cursor: r.get(0)?,
                         cursor_day: r.get(1)?,
                         last_good_sync: r.get(2)?,
-                        target_digest: r.get(3)?,
                     })
                 },
             )
@@ -170,21 +167,6 @@ impl Store {
             .execute(
                 "UPDATE pair_state SET last_good_sync = ?2 WHERE pair = ?1",
                 params![pair, at],
-            )
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
-    }
-
-    /// Records what a whole-file target last wrote.
-    ///
-    /// # Errors
-    /// SQLite failures.
-    pub fn set_target_digest(&self, pair: &str, digest: Option<&str>) -> Result<(), StoreError> {
-        self.ensure_pair(pair)?;
-        self.conn()
-            .execute(
-                "UPDATE pair_state SET target_digest = ?2 WHERE pair = ?1",
-                params![pair, digest],
             )
             .map(|_| ())
             .map_err(|e| self.sql(e))
@@ -306,6 +288,33 @@ impl Store {
                 .optional()
             })
             .map_err(|e| self.sql(e))
+    }
+
+    /// Every staged item of the pair (bodies included), ordered by item key.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn staged_items(&self, pair: &str) -> Result<Vec<StagedItem>, StoreError> {
+        let mut st = self
+            .conn()
+            .prepare(
+                "SELECT item_key, source_key, hash, body, zones, ends_at FROM staged_item
+                 WHERE pair = ?1 ORDER BY item_key",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([pair], |r| {
+                Ok(StagedItem {
+                    item_key: r.get(0)?,
+                    source_key: r.get(1)?,
+                    hash: r.get(2)?,
+                    body: r.get(3)?,
+                    zones: r.get(4)?,
+                    ends_at: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 
     /// Every item that is staged or mapped, ordered by item key: the planner's input.
@@ -567,6 +576,20 @@ impl Store {
             .map(|n| n as u64)
             .map_err(|e| self.sql(e))
     }
+
+    /// Removes one pair's tombstones older than `before` (Unix seconds); returns how many.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn prune_pair_tombstones(&self, pair: &str, before: i64) -> Result<u64, StoreError> {
+        self.conn()
+            .execute(
+                "DELETE FROM tombstone WHERE pair = ?1 AND deleted_at < ?2",
+                params![pair, before],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.sql(e))
+    }
 }
 
 const MAPPED_COLUMNS: &str =
@@ -658,6 +681,11 @@ mod tests {
         s.delete_mapping("p", "b", 77).unwrap();
         assert_eq!(s.mapped_count("p").unwrap(), 0);
         assert_eq!(s.tombstone("p", "b").unwrap().unwrap().target_id, "t-b");
+        s.upsert_mapping("q", &mapped("b", "B", "h1")).unwrap();
+        s.delete_mapping("q", "b", 70).unwrap();
+        assert_eq!(s.prune_pair_tombstones("p", 77).unwrap(), 0);
+        assert_eq!(s.prune_pair_tombstones("q", 78).unwrap(), 1);
+        assert!(s.tombstone("p", "b").unwrap().is_some());
         assert_eq!(s.prune_tombstones(78).unwrap(), 1);
         s.add_intent("p", "run1", "b", "create", None, 5).unwrap();
         assert_eq!(

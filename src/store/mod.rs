@@ -56,8 +56,7 @@ const MIGRATIONS: &[&str] = &[
         pair TEXT PRIMARY KEY,
         cursor TEXT,
         cursor_day TEXT,
-        last_good_sync INTEGER,
-        target_digest TEXT
+        last_good_sync INTEGER
     );
     CREATE TABLE mapping (
         pair TEXT NOT NULL,
@@ -228,6 +227,19 @@ impl Store {
             });
         }
         Store::open(path)
+    }
+
+    /// A state that lives in memory only, for report commands that must not create a state
+    /// file but hand providers a place for their caches.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|e| unusable(&path, &e))?;
+        let store = Store { conn, path };
+        store.check_and_migrate()?;
+        Ok(store)
     }
 
     /// Takes the run lock of the state file at `path` (a `.lock` file beside it).
@@ -442,6 +454,15 @@ fn unusable(path: &Path, e: &rusqlite::Error) -> StoreError {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn an_in_memory_state_has_the_schema_and_no_file() {
+        let s = Store::in_memory().unwrap();
+        assert_eq!(s.mapped_count("p").unwrap(), 0);
+        s.set_meta("k", "v").unwrap();
+        assert_eq!(s.meta("k").unwrap().as_deref(), Some("v"));
+        assert!(!std::path::Path::new(":memory:").exists());
+    }
 
     #[test]
     fn a_new_state_file_is_private_and_current() {

@@ -45,6 +45,56 @@ pub struct ApiCall {
 }
 
 impl Store {
+    /// The circuit breakers remembered from earlier runs.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn breakers(&self) -> Result<Vec<(String, crate::net::breaker::Breaker)>, StoreError> {
+        use crate::net::breaker::{Breaker, State};
+        let mut st = self
+            .conn()
+            .prepare("SELECT endpoint, state, failures, opened_at FROM breaker ORDER BY endpoint")
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([], |r| {
+                let state: String = r.get(1)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Breaker {
+                        // An unknown state is read as open: refusing is the safe side.
+                        state: State::parse(&state).unwrap_or(State::Open),
+                        failures: r.get(2)?,
+                        opened_at: r.get(3)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Saves the circuit breakers.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn save_breakers(
+        &self,
+        breakers: &[(String, crate::net::breaker::Breaker)],
+    ) -> Result<(), StoreError> {
+        self.transaction(|s| {
+            for (endpoint, b) in breakers {
+                s.conn()
+                    .execute(
+                        "INSERT INTO breaker (endpoint, state, failures, opened_at) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (endpoint) DO UPDATE SET state = excluded.state,
+                           failures = excluded.failures, opened_at = excluded.opened_at",
+                        params![endpoint, b.state.as_str(), b.failures, b.opened_at],
+                    )
+                    .map_err(|e| s.sql(e))?;
+            }
+            Ok(())
+        })
+    }
+
     /// Records the start of a pair's run.
     ///
     /// # Errors

@@ -149,8 +149,30 @@ impl Cli {
         self.run_raw(&all)
     }
 
+    /// Starts `calsync --config <dir>/calsync.toml <args…>` without waiting; stdout and
+    /// stderr are piped (read them with [`finish`]).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        let config = self.path("calsync.toml");
+        let mut all = vec!["--config", config.to_str().expect("UTF-8 temp path")];
+        all.extend_from_slice(args);
+        self.command(&all)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting calsync")
+    }
+
     /// Runs `calsync <args…>` as given.
     pub fn run_raw(&self, args: &[&str]) -> Run {
+        let out = self.command(args).output().expect("running calsync");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_calsync"));
         cmd.args(args).current_dir(self.dir.path());
         for var in [
@@ -171,11 +193,63 @@ impl Cli {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("running calsync");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        cmd
     }
+}
+
+/// Waits for a spawned calsync (bounded: a hung process fails the test) and collects what it
+/// said.
+pub fn finish(mut child: std::process::Child) -> Run {
+    use std::io::Read;
+    // Drain both pipes while waiting, so a chatty child never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for calsync") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("calsync did not end within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    Run {
+        code: status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// Sends a signal to a process (`kill -s NAME PID`).
+pub fn signal(child: &std::process::Child, name: &str) {
+    let ok = Command::new("kill")
+        .args(["-s", name, &child.id().to_string()])
+        .status()
+        .expect("running kill")
+        .success();
+    assert!(ok, "kill -s {name} failed");
 }

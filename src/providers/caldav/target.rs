@@ -58,6 +58,14 @@ impl Found {
         self.item.as_ref().and_then(|i| i.tag.as_deref()) == Some(tag)
     }
 
+    /// It carries a tag of this pair (some item's, maybe one the source no longer has).
+    fn is_pairs(&self, pair: &str) -> bool {
+        self.item
+            .as_ref()
+            .and_then(|i| i.tag.as_deref())
+            .is_some_and(|t| crate::hashing::is_pair_tag(pair, t))
+    }
+
     /// It holds nothing calsync would not write: every CLASS public, no attendee, organizer,
     /// alarm or attachment.
     fn is_pristine(&self) -> bool {
@@ -227,11 +235,11 @@ impl CaldavTarget {
                 }
             }
             Write::Delete {
-                item,
-                target_id,
-                etag,
+                target_id, etag, ..
             } => {
-                let url = self.url_of(item);
+                // Where the mapping says the resource is: an orphan found in the target (a
+                // tag no source item has any more) is known only by its id.
+                let url = self.collection.join(target_id);
                 let gone = Applied {
                     target_id: target_id.clone(),
                     etag: None,
@@ -244,9 +252,7 @@ impl CaldavTarget {
                     Cond::Done(()) | Cond::Missing => Ok(gone),
                     Cond::Failed => match self.fetch(&url)? {
                         None => Ok(gone),
-                        Some(found)
-                            if found.is_ours(&tag_of(&self.pair, item)) && found.is_pristine() =>
-                        {
+                        Some(found) if found.is_pairs(&self.pair) && found.is_pristine() => {
                             match self.delete(&url, found.etag.as_deref().unwrap_or("*"))? {
                                 Cond::Done(()) | Cond::Missing => Ok(gone),
                                 Cond::Failed => Err(conflict(&url)),
@@ -374,6 +380,7 @@ impl Target for CaldavTarget {
                     etag: r.props.etag.clone(),
                     classes: item.classes,
                     foreign: item.foreign,
+                    dtstamp: item.dtstamp,
                     event: item.event,
                 });
             }
@@ -405,10 +412,6 @@ fn conflict(url: &str) -> WriteError {
     log::warn!(event = "caldav.conflict", resource = xml::href_path(url).as_str();
                "the resource changed in the target since calsync wrote it: left as it is");
     WriteError::Conflict
-}
-
-fn tag_of(pair: &str, item: &ItemKey) -> String {
-    crate::hashing::item_tag(pair, item)
 }
 
 fn applied(url: &str, etag: Option<String>) -> Applied {
