@@ -548,28 +548,54 @@ fn a_foreign_event_in_the_target_survives_cleanup_and_a_full_sync() {
 }
 
 #[test]
-fn a_second_run_with_nothing_changed_makes_one_request_and_reads_no_body() {
+fn a_second_run_with_nothing_changed_makes_one_request_per_calendar_and_reads_no_body() {
     let dav = Dav::start();
     dav.seed(&parish_resources());
     dav.caldav_to_caldav();
     dav.sync_ok(&[]);
     dav.proxy.clear();
     let run = dav.sync_ok(&[]);
-    let requests = dav.proxy.requests();
+    let mut requests: Vec<(String, String, usize)> = dav
+        .proxy
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.response_bytes))
+        .collect();
+    requests.sort();
+    let asked: Vec<(&str, &str)> = requests
+        .iter()
+        .map(|(m, p, _)| (m.as_str(), p.as_str()))
+        .collect();
     assert_eq!(
-        requests
-            .iter()
-            .map(|r| (r.method.as_str(), r.path.as_str()))
-            .collect::<Vec<_>>(),
-        [("REPORT", "/test/source/")],
-        "a run with nothing changed costs one request on the source and none on the target"
+        asked,
+        [("PROPFIND", "/test/target/"), ("REPORT", "/test/source/")],
+        "a run with nothing changed asks each calendar one thing: the source for its changes, \
+         the target whether it is still there"
     );
-    assert!(
-        requests[0].response_bytes < 1024,
-        "the no-op answer carried {} bytes",
-        requests[0].response_bytes
-    );
+    for (method, _, bytes) in &requests {
+        assert!(
+            *bytes < 1024,
+            "the no-op {method} answer carried {bytes} bytes"
+        );
+    }
     assert_eq!(run.event("pair.finished").str("read"), Some("unchanged"));
+
+    // That one target request is why a calendar deleted in the target is noticed at once.
+    let gone = dav
+        .radicale
+        .request("DELETE", &dav.radicale.collection_url("target"))
+        .send()
+        .unwrap();
+    assert!(gone.status().is_success(), "{}", gone.status());
+    let run = dav.sync(&[]);
+    assert_eq!(run.code, calsync::exit::FAILED, "{}", run.stdout);
+    assert!(
+        run.event("pair.failed")
+            .msg
+            .contains("the calendar collection does not exist"),
+        "{}",
+        run.stdout
+    );
 }
 
 /// `n` public single events around today, as resources `e<i>.ics`.
@@ -625,16 +651,17 @@ fn ten_changed_five_deleted_five_added_cost_one_read_plus_one_request_per_write(
         by_method,
         BTreeMap::from([
             ("REPORT".to_string(), 1),
+            ("PROPFIND".to_string(), 1),
             ("PUT".to_string(), 15),
             ("DELETE".to_string(), 5)
         ]),
-        "one read of the source, none of the target, one request per write"
+        "one read of the source, one check of the target, one request per write"
     );
     assert!(
         dav.proxy
             .requests()
             .iter()
-            .filter(|r| r.method != "REPORT")
+            .filter(|r| r.method == "PUT" || r.method == "DELETE")
             .all(|r| r.path.starts_with("/test/target/calsync-")),
         "a write went elsewhere than to calsync's own resources"
     );
@@ -714,7 +741,8 @@ fn an_invalid_sync_token_means_a_full_resync_with_a_correct_result() {
     // And the token of the full read is good for the next run.
     dav.proxy.clear();
     dav.sync_ok(&[]);
-    assert_eq!(dav.proxy.count(), 1);
+    assert_eq!(dav.proxy.count_method("REPORT"), 1);
+    assert_eq!(dav.proxy.count(), 2);
 }
 
 #[test]
@@ -736,12 +764,23 @@ fn a_server_without_sync_collection_is_read_by_ctag_and_etags() {
     assert!(run.has_event("caldav.sync_unsupported"));
     assert_parish_published(&events_of(&dav.target()));
 
-    // Nothing changed: one PROPFIND for the ctag, no listing, no body.
+    // Nothing changed: one PROPFIND for the ctag (and the target's check), no listing, no
+    // body.
     dav.proxy.clear();
     let run = dav.sync_ok(&[]);
+    let mut paths: Vec<(String, String)> = dav
+        .proxy
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    paths.sort();
     assert_eq!(
-        dav.proxy.counts_by_method(),
-        BTreeMap::from([("PROPFIND".to_string(), 1)])
+        paths,
+        [
+            ("PROPFIND".to_string(), "/test/source/".to_string()),
+            ("PROPFIND".to_string(), "/test/target/".to_string())
+        ]
     );
     assert_eq!(run.event("pair.finished").str("read"), Some("unchanged"));
 
@@ -967,10 +1006,11 @@ fn a_calendar_is_found_by_name_from_the_server_url() {
     dav.configure(&by_name("source"), &by_name("Parish — public"));
     dav.sync_ok(&[]);
     assert_parish_published(&events_of(&dav.target()));
-    // The resolved collections are cached: the next run does not discover again.
+    // The resolved collections are cached: the next run does not discover again (one
+    // request per calendar, as for a calendar configured by its own URL).
     dav.proxy.clear();
     dav.sync_ok(&[]);
-    assert_eq!(dav.proxy.count(), 1);
+    assert_eq!(dav.proxy.count(), 2);
 
     // A name that matches nothing is a configuration error that lists what is there.
     let mut cli = Cli::new();

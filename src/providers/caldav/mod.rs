@@ -5,7 +5,7 @@
 //! [`Http`] and the account's Basic credentials) and discovery, which turns the configured
 //! `url` (a calendar's own URL, or a server / principal / calendar-home URL with `calendar =
 //! "<name>"`) into a [`Collection`], cached in the state file for an hour so that a run with
-//! nothing to do costs one request. `xml` builds bodies and parses answers without I/O;
+//! nothing to do costs one request per calendar. `xml` builds bodies and parses answers without I/O;
 //! `source` reads (sync-collection, or ctag/etag listing where the server lacks it);
 //! `target` writes (PUT/DELETE with preconditions, several in flight).
 //!
@@ -131,7 +131,8 @@ fn join(base: &str, href: &str) -> String {
 }
 
 /// The collection `settings` names, from the state file's cache when it is younger than an
-/// hour, else discovered and cached.
+/// hour, else discovered and cached; and whether it was discovered just now (then it is known
+/// to exist and the credentials to work).
 ///
 /// # Errors
 /// [`ProviderError::Config`] when the URL is not a calendar and no `calendar` name picks one,
@@ -140,7 +141,7 @@ fn resolve(
     settings: &CaldavSettings,
     dav: &Dav,
     store: &Store,
-) -> Result<Collection, ProviderError> {
+) -> Result<(Collection, bool), ProviderError> {
     let key = format!(
         "caldav.collection.{}",
         crate::hashing::sha256_hex(
@@ -157,14 +158,14 @@ fn resolve(
     if let Some(cached) = store.cached(&key, now)?
         && let Ok(collection) = serde_json::from_str::<Collection>(&cached)
     {
-        return Ok(collection);
+        return Ok((collection, false));
     }
     let collection = discover(settings, dav)?;
     let json = serde_json::to_string(&collection).expect("a collection serialises");
     store.cache(&key, &json, now + COLLECTION_CACHE_SECONDS)?;
     log::info!(event = "caldav.discovered", url = mask_url(&collection.url).as_str(),
                sync_collection = collection.sync; "CalDAV calendar collection resolved");
-    Ok(collection)
+    Ok((collection, true))
 }
 
 /// Finds the calendar collection: the URL itself when it is one (and no name is given), else

@@ -94,7 +94,7 @@ impl CaldavSource {
         store: &Store,
     ) -> Result<Self, ProviderError> {
         let dav = Dav::new(settings, http);
-        let collection = super::resolve(settings, &dav, store)?;
+        let (collection, _) = super::resolve(settings, &dav, store)?;
         Ok(CaldavSource { dav, collection })
     }
 

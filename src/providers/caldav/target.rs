@@ -88,6 +88,8 @@ impl Found {
 pub struct CaldavTarget {
     dav: Dav,
     collection: Collection,
+    /// The collection was seen to exist, with these credentials, in this run.
+    checked: bool,
     pair: String,
     concurrency: usize,
 }
@@ -104,10 +106,11 @@ impl CaldavTarget {
         pair: &str,
     ) -> Result<Self, ProviderError> {
         let dav = Dav::new(settings, http);
-        let collection = super::resolve(settings, &dav, store)?;
+        let (collection, checked) = super::resolve(settings, &dav, store)?;
         Ok(CaldavTarget {
             dav,
             collection,
+            checked,
             pair: pair.to_string(),
             concurrency: settings.concurrency.max(1),
         })
@@ -304,8 +307,25 @@ impl CaldavTarget {
 
 impl Target for CaldavTarget {
     fn prepare(&mut self) -> Result<(), ProviderError> {
-        // Resolving the collection in `new` checked it (or an answer from the last hour did).
-        Ok(())
+        // One cheap request, even when nothing is to be written: a calendar deleted or
+        // credentials revoked show in this run (and in `health`), not at the next change.
+        if self.checked {
+            return Ok(());
+        }
+        let req = self
+            .dav
+            .xml_request("PROPFIND", &self.collection.url, "0", xml::PROPFIND_CTAG);
+        match self.dav.send(&req) {
+            Ok(_) => {
+                self.checked = true;
+                Ok(())
+            }
+            Err(NetError::Status { status: 404, .. }) => Err(ProviderError::Failed {
+                what: format!("CalDAV target {}", mask_url(&self.collection.url)),
+                detail: "HTTP 404: the calendar collection does not exist (any more)".into(),
+            }),
+            Err(e) => Err(ProviderError::from_net(e, "checking the target calendar")),
+        }
     }
 
     fn apply(&mut self, writes: &[Write]) -> Vec<Result<Applied, WriteError>> {
