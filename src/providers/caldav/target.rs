@@ -13,8 +13,10 @@
 //! - delete, and the etag moved: gone → done; ours and still holding only what calsync writes
 //!   → deleted with its new etag; else conflict.
 //!
-//! calsync touches only resources under the names it derives, and of those only the ones
-//! carrying its tag. A batch of writes runs with `concurrency` requests in flight.
+//! calsync touches only resources it created: under the names it derives, or where the
+//! mapping recorded them (its own writes, or events found in the target under its tag), and
+//! after a failed precondition only those still carrying its tag. A batch of writes runs with
+//! `concurrency` requests in flight.
 
 use super::xml;
 use super::{Collection, Dav};
