@@ -67,7 +67,7 @@ enum SyncAnswer {
     /// 403/409 naming `DAV:valid-sync-token`: the token is unknown or expired.
     TokenInvalid,
     /// 403/405/501 without it: the server does not do sync-collection here.
-    Unsupported(u16),
+    Unsupported,
 }
 
 /// A member of the collection, as listed.
@@ -112,7 +112,7 @@ impl CaldavSource {
     // --------------------------------------------------------------------------------------
     // Requests.
 
-    fn sync_report(&self, token: &str, with_data: bool) -> Result<SyncAnswer, ProviderError> {
+    fn sync_report(&mut self, token: &str, with_data: bool) -> Result<SyncAnswer, ProviderError> {
         let req = self.dav.xml_request(
             "REPORT",
             &self.collection.url,
@@ -136,7 +136,13 @@ impl CaldavSource {
             Err(NetError::Status {
                 status: status @ (403 | 405 | 501),
                 ..
-            }) => Ok(SyncAnswer::Unsupported(status)),
+            }) => {
+                log::warn!(event = "caldav.sync_unsupported", status = status;
+                           "sync-collection refused: reading the calendar by ctag and etags");
+                // Not asked again in this run.
+                self.collection.sync = false;
+                Ok(SyncAnswer::Unsupported)
+            }
             Err(e) => Err(ProviderError::from_net(e, "sync-collection")),
         }
     }
@@ -246,7 +252,7 @@ impl CaldavSource {
     /// Changes since `token`, bodies included. `None`: the token cannot be used (expired, or
     /// the server stopped doing sync-collection) and the caller reads in full.
     fn sync_delta(
-        &self,
+        &mut self,
         token: &str,
         sink: &mut PageSink<'_>,
     ) -> Result<Option<ReadEnd>, ProviderError> {
@@ -260,11 +266,7 @@ impl CaldavSource {
                                "the server no longer knows the sync token: reading the calendar in full");
                     return Ok(None);
                 }
-                SyncAnswer::Unsupported(status) => {
-                    log::warn!(event = "caldav.sync_unsupported", status = status;
-                               "sync-collection refused: reading the calendar in full");
-                    return Ok(None);
-                }
+                SyncAnswer::Unsupported => return Ok(None),
             };
             let truncated = self.truncated(&page);
             let next = self.next_token(&page, &token, truncated)?;
@@ -329,7 +331,7 @@ impl CaldavSource {
 
     /// Everything: the member list by sync-collection (or, where the server lacks it, by
     /// PROPFIND), then the bodies by multiget.
-    fn read_full(&self, sink: &mut PageSink<'_>) -> Result<ReadEnd, ProviderError> {
+    fn read_full(&mut self, sink: &mut PageSink<'_>) -> Result<ReadEnd, ProviderError> {
         if self.collection.sync
             && let Some(end) = self.full_by_sync(sink)?
         {
@@ -350,7 +352,7 @@ impl CaldavSource {
         })
     }
 
-    fn full_by_sync(&self, sink: &mut PageSink<'_>) -> Result<Option<ReadEnd>, ProviderError> {
+    fn full_by_sync(&mut self, sink: &mut PageSink<'_>) -> Result<Option<ReadEnd>, ProviderError> {
         let mut token = String::new();
         let mut members: BTreeMap<String, String> = BTreeMap::new();
         let mut restarted = false;
@@ -368,11 +370,7 @@ impl CaldavSource {
                     members.clear();
                     continue;
                 }
-                SyncAnswer::Unsupported(status) => {
-                    log::warn!(event = "caldav.sync_unsupported", status = status;
-                               "sync-collection refused: listing the calendar by PROPFIND");
-                    return Ok(None);
-                }
+                SyncAnswer::Unsupported => return Ok(None),
             };
             let truncated = self.truncated(&page);
             let next = self.next_token(&page, &token, truncated)?;

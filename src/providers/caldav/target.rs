@@ -236,6 +236,8 @@ impl CaldavTarget {
                 };
                 match self.put(&url, &body, Precondition::Matches(etag))? {
                     Cond::Done(etag) => Ok(applied(&url, etag)),
+                    // QUIRK: Radicale answers 412, not 404, to If-Match on a resource that
+                    // is gone; reading it tells the two apart.
                     Cond::Failed | Cond::Missing => self.settle(&url, &body, tag, event, false),
                 }
             }
