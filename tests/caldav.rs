@@ -10,127 +10,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use support::cli::{Cli, Run};
 use support::http::{Request, Response, TestServer};
-use support::ics::{self, feed, timed, ymd};
+use support::ics::{self, feed, timed};
+use support::parish::{self, PUBLISHED, assert_nothing_private};
 use support::proxy::{Fault, FaultProxy, Matching};
 use support::radicale::{Radicale, StoredObject};
-
-/// Titles that must never leave the source.
-const PRIVATE_TITLES: &[&str] = &[
-    "Salary review with J. Doe",
-    "Disciplinary hearing M. Roe",
-    "Staff gossip about X",
-    "Counselling session K. Miller",
-    "Staff meeting (internal)",
-];
-
-/// The parish calendar as CalDAV resources (name, text): four public items (one a weekly
-/// series with a private and a moved occurrence, one all-day), and what must not be published.
-fn parish_resources() -> Vec<(&'static str, String)> {
-    let series = ymd(7);
-    let private_occurrence = ymd(14);
-    let moved = ymd(21);
-    vec![
-        (
-            "council.ics",
-            feed(&[timed(
-                "council@intranet.parish.example",
-                "Parish council",
-                10,
-                "CLASS:PUBLIC\nLOCATION:Parish hall\nDESCRIPTION:Agenda: budget.\\nJoin Zoom Meeting\\nhttps://us02web.zoom.us/j/8123?pwd=x\n\
-                 ORGANIZER;CN=Office:mailto:office@parish.example\nATTENDEE;CN=Anna:mailto:anna@parish.example\n\
-                 BEGIN:VALARM\nACTION:DISPLAY\nDESCRIPTION:Reminder\nTRIGGER:-PT15M\nEND:VALARM",
-            )]),
-        ),
-        (
-            "openday.ics",
-            feed(&[format!(
-                "UID:openday@intranet.parish.example\nDTSTAMP:20260101T000000Z\nDTSTART:{d}T090000Z\nDTEND:{d}T150000Z\nSUMMARY:Open day\nCATEGORIES:Community",
-                d = ymd(20)
-            )]),
-        ),
-        (
-            "fete.ics",
-            feed(&[format!(
-                "UID:fete@intranet.parish.example\nDTSTAMP:20260101T000000Z\nDTSTART;VALUE=DATE:{}\nDTEND;VALUE=DATE:{}\nSUMMARY:Summer fete\nCLASS:PUBLIC",
-                ymd(30),
-                ymd(32)
-            )]),
-        ),
-        (
-            "choir.ics",
-            feed(&[
-                format!(
-                    "UID:choir@intranet.parish.example\nDTSTAMP:20260101T000000Z\nDTSTART;TZID=Europe/Berlin:{series}T180000\n\
-                     DTEND;TZID=Europe/Berlin:{series}T193000\nRRULE:FREQ=WEEKLY;COUNT=6\nSUMMARY:Choir rehearsal\nCLASS:PUBLIC"
-                ),
-                format!(
-                    "UID:choir@intranet.parish.example\nDTSTAMP:20260101T000000Z\nRECURRENCE-ID;TZID=Europe/Berlin:{private_occurrence}T180000\n\
-                     DTSTART;TZID=Europe/Berlin:{private_occurrence}T180000\nDTEND;TZID=Europe/Berlin:{private_occurrence}T193000\n\
-                     SUMMARY:{}\nCLASS:PRIVATE",
-                    PRIVATE_TITLES[3]
-                ),
-                format!(
-                    "UID:choir@intranet.parish.example\nDTSTAMP:20260101T000000Z\nRECURRENCE-ID;TZID=Europe/Berlin:{moved}T180000\n\
-                     DTSTART;TZID=Europe/Berlin:{moved}T190000\nDTEND;TZID=Europe/Berlin:{moved}T203000\n\
-                     SUMMARY:Choir rehearsal (moved)"
-                ),
-            ]),
-        ),
-        (
-            "salary.ics",
-            feed(&[timed(
-                "salary@intranet",
-                PRIVATE_TITLES[0],
-                5,
-                "CLASS:PRIVATE\nDESCRIPTION:Raise for J. Doe",
-            )]),
-        ),
-        (
-            "hearing.ics",
-            feed(&[timed(
-                "hearing@intranet",
-                PRIVATE_TITLES[1],
-                6,
-                "CLASS:CONFIDENTIAL",
-            )]),
-        ),
-        (
-            "gossip.ics",
-            feed(&[timed(
-                "gossip@intranet",
-                PRIVATE_TITLES[2],
-                8,
-                "CLASS:X-STAFF",
-            )]),
-        ),
-        (
-            "staff.ics",
-            feed(&[timed(
-                "staff@intranet",
-                PRIVATE_TITLES[4],
-                11,
-                "CATEGORIES:Staff only",
-            )]),
-        ),
-        (
-            "concert.ics",
-            feed(&[timed(
-                "concert@intranet",
-                "Cancelled concert",
-                12,
-                "STATUS:CANCELLED",
-            )]),
-        ),
-    ]
-}
-
-/// What the parish calendar publishes: master titles, sorted.
-const PUBLISHED: &[&str] = &[
-    "Choir rehearsal",
-    "Open day",
-    "Parish council",
-    "Summer fete",
-];
 
 /// A Radicale with `source` and `target` calendars, a counting proxy in front of it, and a
 /// calsync folder whose password variable holds Radicale's password.
@@ -182,7 +65,7 @@ impl Dav {
         self.configure(&self.endpoint("source", ""), &self.endpoint("target", ""));
     }
 
-    fn seed(&self, resources: &[(&str, String)]) {
+    fn seed(&self, resources: &[(String, String)]) {
         for (name, text) in resources {
             self.radicale.put("source", name, text);
         }
@@ -237,82 +120,16 @@ fn master_titles(events: &[ics::Component]) -> Vec<String> {
     titles
 }
 
-/// Checks a published calendar holds exactly the parish's public events, faithfully and
-/// with nothing private.
+/// Checks a published calendar holds exactly the parish's public events (see
+/// `support::parish`).
 fn assert_parish_published(events: &[ics::Component]) {
-    assert_eq!(master_titles(events), PUBLISHED);
-    let overrides: Vec<&str> = events
-        .iter()
-        .filter(|e| e.get("RECURRENCE-ID").is_some())
-        .map(|e| e.summary())
-        .collect();
-    assert_eq!(overrides, ["Choir rehearsal (moved)"]);
-    for e in events {
-        assert_eq!(e.get("CLASS"), Some("PUBLIC"), "{}", e.summary());
-        for banned in ["ATTENDEE", "ORGANIZER"] {
-            assert!(
-                e.get(banned).is_none(),
-                "{banned} travelled with {}",
-                e.summary()
-            );
-        }
-        assert!(
-            e.children.is_empty(),
-            "a VALARM travelled with {}",
-            e.summary()
-        );
-        let uid = e.get("UID").unwrap();
-        assert!(!uid.contains("intranet"), "the source UID travelled: {uid}");
-    }
-    let council = events
-        .iter()
-        .find(|e| e.summary() == "Parish council")
-        .unwrap();
-    assert_eq!(council.get("DESCRIPTION"), Some("Agenda: budget."));
-    assert_eq!(council.get("LOCATION"), Some("Parish hall"));
-    assert_eq!(council.param("DTSTART", "TZID"), Some("Europe/Berlin"));
-    let fete = events
-        .iter()
-        .find(|e| e.summary() == "Summer fete")
-        .unwrap();
-    assert_eq!(fete.param("DTSTART", "VALUE"), Some("DATE"));
-    // The series keeps its shape, without the private occurrence.
-    let choir = events
-        .iter()
-        .find(|e| e.summary() == "Choir rehearsal" && e.get("RECURRENCE-ID").is_none())
-        .unwrap();
-    assert_eq!(choir.get("RRULE"), Some("FREQ=WEEKLY;COUNT=6"));
-    let exdates = choir.all("EXDATE").join(",");
-    assert!(
-        exdates.contains(&format!("{}T180000", ymd(14))),
-        "the private occurrence is not excluded: {exdates:?}"
-    );
-    let moved = events
-        .iter()
-        .find(|e| e.summary() == "Choir rehearsal (moved)")
-        .unwrap();
-    assert_eq!(
-        moved.get("UID"),
-        choir.get("UID"),
-        "the override left its series"
-    );
-}
-
-fn assert_nothing_private(texts: &[&str]) {
-    for text in texts {
-        for title in PRIVATE_TITLES {
-            assert!(!text.contains(title), "{title} leaked");
-        }
-        for leak in ["zoom.us", "anna@parish.example", "Raise for J. Doe"] {
-            assert!(!text.contains(leak), "{leak} leaked");
-        }
-    }
+    parish::assert_published(&events.iter().collect::<Vec<_>>());
 }
 
 #[test]
 fn caldav_to_caldav_publishes_exactly_the_public_events() {
     let dav = Dav::start();
-    dav.seed(&parish_resources());
+    dav.seed(&parish::resources());
     dav.caldav_to_caldav();
     let run = dav.sync_ok(&[]);
 
@@ -343,7 +160,10 @@ fn caldav_to_caldav_publishes_exactly_the_public_events() {
     let finished = run.event("pair.finished");
     assert_eq!(finished.str("read"), Some("full"));
     assert_eq!(finished.num("created"), 4);
-    assert_eq!(finished.num("withheld_not_public"), 3);
+    assert_eq!(
+        finished.num("withheld_not_public"),
+        parish::WITHHELD_NOT_PUBLIC
+    );
     assert_eq!(finished.num("withheld_instances"), 1);
 
     // validate reads both calendars and agrees.
@@ -373,7 +193,7 @@ fn caldav_to_caldav_publishes_exactly_the_public_events() {
 #[test]
 fn ics_to_caldav_publishes_exactly_the_public_events() {
     let dav = Dav::start();
-    let all: Vec<String> = parish_resources()
+    let all: Vec<String> = parish::resources()
         .into_iter()
         .map(|(_, text)| text)
         .collect();
@@ -405,7 +225,7 @@ fn ics_to_caldav_publishes_exactly_the_public_events() {
 #[test]
 fn caldav_to_ics_publishes_exactly_the_public_events() {
     let dav = Dav::start();
-    dav.seed(&parish_resources());
+    dav.seed(&parish::resources());
     dav.configure(
         &dav.endpoint("source", ""),
         "kind = \"ics\"\npath = \"public.ics\"\n",
@@ -419,9 +239,9 @@ fn caldav_to_ics_publishes_exactly_the_public_events() {
 
     // A source resource deleted and one made private are withdrawn on the next run.
     dav.radicale.delete("source", "fete.ics");
-    let council = parish_resources()
+    let council = parish::resources()
         .into_iter()
-        .find(|(n, _)| *n == "council.ics")
+        .find(|(n, _)| n == "council.ics")
         .unwrap()
         .1
         .replace("CLASS:PUBLIC", "CLASS:PRIVATE");
@@ -446,13 +266,13 @@ fn foreign_event() -> String {
 #[test]
 fn a_foreign_event_in_the_target_survives_a_full_sync() {
     let dav = Dav::start();
-    dav.seed(&parish_resources());
+    dav.seed(&parish::resources());
     let etag = dav.radicale.put("target", "by-hand.ics", &foreign_event());
     dav.caldav_to_caldav();
     dav.sync_ok(&[]);
     // Even when the source empties and deletions are allowed, the foreign event stays.
-    for (name, _) in parish_resources() {
-        dav.radicale.delete("source", name);
+    for (name, _) in parish::resources() {
+        dav.radicale.delete("source", &name);
     }
     let run = dav.sync_ok(&["--full", "--allow-mass-delete"]);
     assert_eq!(run.event("sync.finished").num("deleted"), 4);
@@ -475,11 +295,11 @@ fn a_foreign_event_in_the_target_survives_cleanup_and_a_full_sync() {
     let dav = Dav::start();
     dav.seed(&[
         (
-            "concert.ics",
+            "concert.ics".into(),
             feed(&[timed("concert@intranet", "Advent concert", 3, "")]),
         ),
         (
-            "harvest.ics",
+            "harvest.ics".into(),
             feed(&[timed("harvest@intranet", "Harvest festival", -40, "")]),
         ),
     ]);
@@ -550,7 +370,7 @@ fn a_foreign_event_in_the_target_survives_cleanup_and_a_full_sync() {
 #[test]
 fn a_second_run_with_nothing_changed_makes_one_request_per_calendar_and_reads_no_body() {
     let dav = Dav::start();
-    dav.seed(&parish_resources());
+    dav.seed(&parish::resources());
     dav.caldav_to_caldav();
     dav.sync_ok(&[]);
     dav.proxy.clear();
@@ -688,7 +508,7 @@ fn ten_changed_five_deleted_five_added_cost_one_read_plus_one_request_per_write(
 #[test]
 fn an_invalid_sync_token_means_a_full_resync_with_a_correct_result() {
     let dav = Dav::start();
-    dav.seed(&parish_resources());
+    dav.seed(&parish::resources());
     dav.caldav_to_caldav();
     dav.sync_ok(&[]);
     // Radicale forgets the token (its cache of sync states, as after max_sync_token_age),
@@ -705,7 +525,7 @@ fn an_invalid_sync_token_means_a_full_resync_with_a_correct_result() {
     std::fs::remove_dir_all(&tokens).unwrap();
     dav.radicale.delete("source", "openday.ics");
     dav.seed(&[(
-        "advent.ics",
+        "advent.ics".into(),
         feed(&[timed("advent@intranet", "Advent concert", 3, "")]),
     )]);
     dav.proxy.clear();
@@ -748,7 +568,7 @@ fn an_invalid_sync_token_means_a_full_resync_with_a_correct_result() {
 #[test]
 fn a_server_without_sync_collection_is_read_by_ctag_and_etags() {
     let dav = Dav::start();
-    dav.seed(&parish_resources());
+    dav.seed(&parish::resources());
     dav.caldav_to_caldav();
     // The server refuses the sync-collection REPORT, as one without RFC 6578 does (405; a
     // 501 would be retried first, as every 5xx is).
@@ -785,9 +605,9 @@ fn a_server_without_sync_collection_is_read_by_ctag_and_etags() {
     assert_eq!(run.event("pair.finished").str("read"), Some("unchanged"));
 
     // One change, one deletion: ctag, listing, a multiget of just the changed resource.
-    let council = parish_resources()
+    let council = parish::resources()
         .into_iter()
-        .find(|(n, _)| *n == "council.ics")
+        .find(|(n, _)| n == "council.ics")
         .unwrap()
         .1
         .replace(
@@ -818,7 +638,7 @@ fn a_server_without_sync_collection_is_read_by_ctag_and_etags() {
 #[test]
 fn a_lost_answer_to_a_create_makes_no_duplicate() {
     let dav = Dav::start();
-    dav.seed(&parish_resources());
+    dav.seed(&parish::resources());
     dav.caldav_to_caldav();
     // Radicale stores the first PUT, calsync never hears of it and tries again.
     dav.proxy
@@ -843,7 +663,7 @@ fn a_lost_answer_to_a_create_makes_no_duplicate() {
 #[test]
 fn a_lost_state_file_converges_without_duplicates() {
     let dav = Dav::start();
-    dav.seed(&parish_resources());
+    dav.seed(&parish::resources());
     dav.caldav_to_caldav();
     dav.sync_ok(&[]);
     let before = dav.target();
@@ -891,7 +711,7 @@ fn a_lost_state_file_converges_without_duplicates() {
 #[test]
 fn a_target_event_changed_by_hand_is_not_overwritten() {
     let dav = Dav::start();
-    dav.seed(&parish_resources());
+    dav.seed(&parish::resources());
     dav.caldav_to_caldav();
     dav.sync_ok(&[]);
     // Someone edits the published council meeting in the target.
@@ -907,9 +727,9 @@ fn a_target_event_changed_by_hand_is_not_overwritten() {
     );
     dav.radicale.put("target", &name, &edited);
     // And the source changes the same event.
-    let source = parish_resources()
+    let source = parish::resources()
         .into_iter()
-        .find(|(n, _)| *n == "council.ics")
+        .find(|(n, _)| n == "council.ics")
         .unwrap()
         .1
         .replace("LOCATION:Parish hall", "LOCATION:Church");
@@ -984,7 +804,7 @@ fn writes_overlap_up_to_the_configured_concurrency() {
 #[test]
 fn a_calendar_is_found_by_name_from_the_server_url() {
     let dav = Dav::start();
-    dav.seed(&parish_resources());
+    dav.seed(&parish::resources());
     // The target's display name, as a calendar client would set it.
     let proppatch = dav
         .radicale
@@ -1047,7 +867,7 @@ fn a_calendar_is_found_by_name_from_the_server_url() {
 #[test]
 fn refused_credentials_exit_77_and_change_nothing() {
     let dav = Dav::start();
-    dav.seed(&parish_resources());
+    dav.seed(&parish::resources());
     dav.caldav_to_caldav();
     let mut cli = Cli::new();
     cli.env("RADICALE_PASSWORD", "wrong");
@@ -1211,7 +1031,7 @@ fn a_truncated_sync_listing_is_continued_not_taken_for_deletions() {
 #[test]
 fn a_source_answer_cut_short_fails_the_read_and_deletes_nothing() {
     let dav = Dav::start();
-    dav.seed(&parish_resources());
+    dav.seed(&parish::resources());
     dav.caldav_to_caldav();
     dav.sync_ok(&[]);
     let before = dav.target();
@@ -1241,7 +1061,7 @@ fn a_source_answer_cut_short_fails_the_read_and_deletes_nothing() {
 #[test]
 fn the_target_lists_exactly_calsyncs_own_events() {
     let dav = Dav::start();
-    dav.seed(&parish_resources());
+    dav.seed(&parish::resources());
     dav.radicale.put("target", "by-hand.ics", &foreign_event());
     dav.caldav_to_caldav();
     dav.sync_ok(&[]);

@@ -9,87 +9,8 @@ mod support;
 
 use support::cli::Cli;
 use support::http::{Request, Response, TestServer};
-use support::ics::{self, feed, timed, ymd};
-
-/// Titles that must never leave the source.
-const PRIVATE_TITLES: &[&str] = &[
-    "Salary review with J. Doe",
-    "Disciplinary hearing M. Roe",
-    "Staff gossip about X",
-    "Therapy appointment Q. Public",
-    "Counselling session K. Miller",
-    "Staff meeting (internal)",
-];
-
-/// A parish feed around today: six public items (one a weekly series with a private and a
-/// moved occurrence, one all-day), and everything that must not be published.
-fn parish_feed() -> String {
-    let series_start = ymd(7);
-    let private_occurrence = ymd(14);
-    let moved_occurrence = ymd(21);
-    feed(&[
-        timed(
-            "council@intranet.parish.example",
-            "Parish council",
-            10,
-            "CLASS:PUBLIC\nLOCATION:Parish hall\nDESCRIPTION:Agenda: budget.\\nJoin Zoom Meeting\\nhttps://us02web.zoom.us/j/8123?pwd=x\n\
-             ORGANIZER;CN=Office:mailto:office@parish.example\nATTENDEE;CN=Anna:mailto:anna@parish.example\n\
-             X-MICROSOFT-CDO-BUSYSTATUS:BUSY\nBEGIN:VALARM\nACTION:DISPLAY\nDESCRIPTION:Reminder\nTRIGGER:-PT15M\nEND:VALARM",
-        ),
-        format!(
-            "UID:openday@intranet.parish.example\nDTSTAMP:20260101T000000Z\nDTSTART:{d}T090000Z\nDTEND:{d}T150000Z\nSUMMARY:Open day\nCATEGORIES:Community,Youth",
-            d = ymd(20)
-        ),
-        format!(
-            "UID:fete@intranet.parish.example\nDTSTAMP:20260101T000000Z\nDTSTART;VALUE=DATE:{}\nDTEND;VALUE=DATE:{}\nSUMMARY:Summer fete\nCLASS:PUBLIC",
-            ymd(30),
-            ymd(32)
-        ),
-        timed(
-            "salary@intranet",
-            PRIVATE_TITLES[0],
-            5,
-            "CLASS:PRIVATE\nDESCRIPTION:Raise for J. Doe",
-        ),
-        timed(
-            "hearing@intranet",
-            PRIVATE_TITLES[1],
-            6,
-            "CLASS:CONFIDENTIAL",
-        ),
-        timed("gossip@intranet", PRIVATE_TITLES[2], 8, "CLASS:X-STAFF"),
-        timed("therapy@intranet", PRIVATE_TITLES[3], 9, "class:private"),
-        timed(
-            "staff@intranet",
-            PRIVATE_TITLES[5],
-            11,
-            "CATEGORIES:Staff only",
-        ),
-        timed(
-            "concert@intranet",
-            "Cancelled concert",
-            12,
-            "STATUS:CANCELLED",
-        ),
-        timed("jubilee@intranet", "Jubilee far ahead", 500, ""),
-        timed("harvest@intranet", "Harvest festival long ago", -60, ""),
-        format!(
-            "UID:choir@intranet.parish.example\nDTSTAMP:20260101T000000Z\nDTSTART;TZID=Europe/Berlin:{series_start}T180000\n\
-             DTEND;TZID=Europe/Berlin:{series_start}T193000\nRRULE:FREQ=WEEKLY;COUNT=6\nSUMMARY:Choir rehearsal\nCLASS:PUBLIC"
-        ),
-        format!(
-            "UID:choir@intranet.parish.example\nDTSTAMP:20260101T000000Z\nRECURRENCE-ID;TZID=Europe/Berlin:{private_occurrence}T180000\n\
-             DTSTART;TZID=Europe/Berlin:{private_occurrence}T180000\nDTEND;TZID=Europe/Berlin:{private_occurrence}T193000\n\
-             SUMMARY:{}\nCLASS:PRIVATE",
-            PRIVATE_TITLES[4]
-        ),
-        format!(
-            "UID:choir@intranet.parish.example\nDTSTAMP:20260101T000000Z\nRECURRENCE-ID;TZID=Europe/Berlin:{moved_occurrence}T180000\n\
-             DTSTART;TZID=Europe/Berlin:{moved_occurrence}T190000\nDTEND;TZID=Europe/Berlin:{moved_occurrence}T203000\n\
-             SUMMARY:Choir rehearsal (moved)"
-        ),
-    ])
-}
+use support::ics::{self, feed, timed};
+use support::parish::{self, parish_feed};
 
 fn config(source: &str, extra_pair: &str) -> String {
     format!(
@@ -114,70 +35,7 @@ fn public_events_are_published_and_nothing_private_is() {
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
 
     let cal = ics::parse(&cli.read("public.ics"));
-    let mut masters: Vec<&str> = cal.masters().iter().map(|e| e.summary()).collect();
-    masters.sort();
-    assert_eq!(
-        masters,
-        [
-            "Choir rehearsal",
-            "Open day",
-            "Parish council",
-            "Summer fete"
-        ]
-    );
-    let overrides: Vec<&str> = cal
-        .events()
-        .iter()
-        .filter(|e| e.get("RECURRENCE-ID").is_some())
-        .map(|e| e.summary())
-        .collect();
-    assert_eq!(overrides, ["Choir rehearsal (moved)"]);
-
-    for e in cal.events() {
-        assert_eq!(e.get("CLASS"), Some("PUBLIC"), "{}", e.summary());
-        for banned in ["ATTENDEE", "ORGANIZER", "X-MICROSOFT-CDO-BUSYSTATUS"] {
-            assert!(
-                e.get(banned).is_none(),
-                "{banned} travelled with {}",
-                e.summary()
-            );
-        }
-        assert!(
-            e.children.is_empty(),
-            "a VALARM travelled with {}",
-            e.summary()
-        );
-        let uid = e.get("UID").unwrap();
-        assert!(!uid.contains("intranet"), "the source UID travelled: {uid}");
-    }
-    let council = cal
-        .events()
-        .into_iter()
-        .find(|e| e.summary() == "Parish council")
-        .unwrap();
-    assert_eq!(council.get("DESCRIPTION"), Some("Agenda: budget."));
-    assert_eq!(council.get("LOCATION"), Some("Parish hall"));
-    assert_eq!(council.param("DTSTART", "TZID"), Some("Europe/Berlin"));
-    let fete = cal
-        .events()
-        .into_iter()
-        .find(|e| e.summary() == "Summer fete")
-        .unwrap();
-    assert_eq!(fete.param("DTSTART", "VALUE"), Some("DATE"));
-    assert_eq!(fete.get("DTEND"), Some(ymd(32).as_str()));
-
-    // The private occurrence is cut out of the series, the moved one kept.
-    let choir = cal
-        .masters()
-        .into_iter()
-        .find(|e| e.summary() == "Choir rehearsal")
-        .unwrap();
-    assert_eq!(choir.get("RRULE"), Some("FREQ=WEEKLY;COUNT=6"));
-    let exdates = choir.all("EXDATE").join(",");
-    assert!(
-        exdates.contains(&format!("{}T180000", ymd(14))),
-        "EXDATE missing: {exdates:?}"
-    );
+    parish::assert_published(&cal.events());
     assert_eq!(
         cal.components
             .iter()
@@ -187,18 +45,7 @@ fn public_events_are_published_and_nothing_private_is() {
     );
 
     // Nothing private anywhere: not in the file, not on stdout or stderr at debug level.
-    let text = cli.read("public.ics");
-    let output = run.all_output();
-    for title in PRIVATE_TITLES {
-        assert!(!text.contains(title), "{title} is in the published file");
-        assert!(!output.contains(title), "{title} is in calsync's output");
-    }
-    for leak in ["zoom.us", "anna@parish.example", "Raise for J. Doe"] {
-        assert!(
-            !text.contains(leak) && !output.contains(leak),
-            "{leak} leaked"
-        );
-    }
+    parish::assert_nothing_private(&[&cli.read("public.ics"), &run.all_output()]);
 
     // The log: JSON lines, a summary last, counts as numbers.
     let log = run.log();
@@ -211,7 +58,10 @@ fn public_events_are_published_and_nothing_private_is() {
     );
     let finished = run.event("pair.finished");
     assert_eq!(finished.pair.as_deref(), Some("parish"));
-    assert_eq!(finished.num("withheld_not_public"), 4);
+    assert_eq!(
+        finished.num("withheld_not_public"),
+        parish::WITHHELD_NOT_PUBLIC
+    );
     assert_eq!(finished.num("withheld_instances"), 1);
     assert!(
         run.event("target.written")

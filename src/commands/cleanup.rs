@@ -116,12 +116,7 @@ pub fn run(global: &GlobalArgs, args: &CleanupArgs) -> Result<i32, Error> {
         if crate::interrupt::requested() {
             break;
         }
-        let pair = session
-            .settings
-            .pairs
-            .iter()
-            .find(|p| &p.name == name)
-            .expect("selected pairs exist");
+        let pair = session.pair(name);
         let retention_days = args.retention_days.unwrap_or(pair.retention_days);
         let (code, counts, error) = cleanup_pair(&session, pair, retention_days, args.dry_run, now);
         if !args.dry_run {

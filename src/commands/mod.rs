@@ -109,6 +109,15 @@ impl Session {
         ))
     }
 
+    /// A selected pair by name (selection was checked when the session opened).
+    pub fn pair(&self, name: &str) -> &crate::config::Pair {
+        self.settings
+            .pairs
+            .iter()
+            .find(|p| p.name == name)
+            .expect("selected pairs exist")
+    }
+
     /// Appends an audit entry; a failure is logged, never fatal to the run.
     pub fn audit(
         &self,

@@ -35,12 +35,7 @@ pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
         if crate::interrupt::requested() {
             break;
         }
-        let pair = session
-            .settings
-            .pairs
-            .iter()
-            .find(|p| &p.name == name)
-            .expect("selected pairs exist");
+        let pair = session.pair(name);
         let report = engine.sync_pair(pair, opts);
         if !args.dry_run {
             session.audit(

@@ -16,5 +16,6 @@
 pub mod cli;
 pub mod http;
 pub mod ics;
+pub mod parish;
 pub mod proxy;
 pub mod radicale;
