@@ -40,7 +40,7 @@ complete -c calsync -n "__fish_calsync_needs_command" -f -a "help" -d 'Print thi
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l config -d 'The configuration file (TOML)' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r
-complete -c calsync -n "__fish_calsync_using_subcommand sync" -l dry-run -d 'Plan and report, but write nothing to the target or the state file'
+complete -c calsync -n "__fish_calsync_using_subcommand sync" -l dry-run -d 'Plan and report, but write nothing to the target and change no cursor, mapping or history in the state file'
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l full -d 'Ignore the stored sync cursors and read the whole source again'
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l allow-mass-delete -d 'Apply deletions even when the deletion guard would withhold them (use once, on purpose)'
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -101,7 +101,8 @@ pub enum Command {
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct SyncArgs {
-    /// Plan and report, but write nothing to the target or the state file.
+    /// Plan and report, but write nothing to the target and change no cursor, mapping or
+    /// history in the state file.
     #[arg(long)]
     pub dry_run: bool,
     /// Ignore the stored sync cursors and read the whole source again.
