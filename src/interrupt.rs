@@ -19,6 +19,16 @@ pub fn signal() -> i32 {
     SIGNAL.load(Ordering::SeqCst) as i32
 }
 
+/// The exit code a stop asked for: 130 for SIGINT, 143 for SIGTERM; `None` when no stop was
+/// asked for.
+pub fn exit_code() -> Option<i32> {
+    match signal() {
+        0 => None,
+        2 => Some(crate::exit::INTERRUPTED),
+        _ => Some(crate::exit::TERMINATED),
+    }
+}
+
 /// Asks the run to stop (the signal handlers do this; tests may too).
 pub fn request(signal: i32) {
     SIGNAL.store(signal as usize, Ordering::SeqCst);

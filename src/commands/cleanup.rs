@@ -156,15 +156,8 @@ pub fn run(global: &GlobalArgs, args: &CleanupArgs) -> Result<i32, Error> {
     }
     session.log_chain_head();
     let mut code = exit::most_severe(results.iter().map(|r| r.1));
-    if crate::interrupt::requested() {
-        code = exit::most_severe([
-            code,
-            if crate::interrupt::signal() == 2 {
-                exit::INTERRUPTED
-            } else {
-                exit::TERMINATED
-            },
-        ]);
+    if let Some(stopped) = crate::interrupt::exit_code() {
+        code = exit::most_severe([code, stopped]);
     }
     let sum = |f: fn(&Counts) -> u64| results.iter().map(|r| f(&r.2)).sum::<u64>();
     log::info!(

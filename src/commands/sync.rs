@@ -65,15 +65,8 @@ pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
     let calls = session.flush_metrics_and_calls();
     session.log_chain_head();
     let mut code = exit::most_severe(reports.iter().map(|r| r.exit_code));
-    if crate::interrupt::requested() {
-        code = exit::most_severe([
-            code,
-            if crate::interrupt::signal() == 2 {
-                exit::INTERRUPTED
-            } else {
-                exit::TERMINATED
-            },
-        ]);
+    if let Some(stopped) = crate::interrupt::exit_code() {
+        code = exit::most_severe([code, stopped]);
     }
     // A dry run leaves monitoring alone: it changed nothing a dashboard should show.
     if !args.dry_run {

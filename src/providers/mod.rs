@@ -49,10 +49,7 @@ impl ProviderError {
             ProviderError::Failed { .. } => exit::FAILED,
             ProviderError::BreakerOpen { .. } => exit::UNAVAILABLE,
             ProviderError::Config(_) => exit::CONFIG,
-            ProviderError::Interrupted => match crate::interrupt::signal() {
-                2 => exit::INTERRUPTED,
-                _ => exit::TERMINATED,
-            },
+            ProviderError::Interrupted => crate::interrupt::exit_code().unwrap_or(exit::TERMINATED),
             ProviderError::State(StoreError::Locked { .. }) => exit::TEMPFAIL,
             ProviderError::State(StoreError::Unusable { .. }) => exit::CONFIG,
             ProviderError::State(_) => exit::TEMPFAIL,
