@@ -7,6 +7,7 @@
 //! `store` together; `commands` are thin.
 
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod engine;

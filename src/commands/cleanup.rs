@@ -96,6 +96,7 @@ pub struct Counts {
 /// What stops the run before any pair runs (config, usage, lock, state).
 pub fn run(global: &GlobalArgs, args: &CleanupArgs) -> Result<i32, Error> {
     let started = std::time::Instant::now();
+    let now = crate::clock::run_now().map_err(Error::Usage)?;
     let (session, pairs) = Session::open(global)?;
     // Each pair's own retention_days, unless --retention-days overrides it (pair.started
     // names the horizon either way).
@@ -110,7 +111,6 @@ pub fn run(global: &GlobalArgs, args: &CleanupArgs) -> Result<i32, Error> {
     if !args.dry_run {
         session.audit_config_change();
     }
-    let now = Utc::now();
     let mut results: Vec<(String, i32, Counts)> = Vec::new();
     for name in &pairs {
         if crate::interrupt::requested() {

@@ -12,6 +12,7 @@ use crate::exit;
 /// What stops the run before any pair runs (config, usage, lock, state).
 pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
     let started = std::time::Instant::now();
+    let now = crate::clock::run_now().map_err(Error::Usage)?;
     let (session, pairs) = Session::open(global)?;
     log::info!(event = "sync.started", pairs = pairs.join(",").as_str(), dry_run = args.dry_run,
                full = args.full, version = env!("CARGO_PKG_VERSION"); "sync started");
@@ -23,7 +24,7 @@ pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
         store: &session.store,
         http: &session.http,
         run_id: &session.run_id,
-        now: chrono::Utc::now(),
+        now,
     };
     let opts = SyncOptions {
         dry_run: args.dry_run,

@@ -458,7 +458,7 @@ fn field_differences(want: &PublicEvent, have: &PublicEvent) -> Vec<String> {
 /// # Errors
 /// Config (78), an unknown pair (64), no HTTP client (75).
 pub fn run(global: &GlobalArgs, args: &ReportArgs) -> Result<i32, Error> {
-    let now = Utc::now();
+    let now = crate::clock::run_now().map_err(Error::Usage)?;
     let (settings, selected) = report::load(global)?;
     let http = Http::new(&settings.net).map_err(Error::Setup)?;
     let store = match Store::open_existing(&settings.state) {
