@@ -66,7 +66,7 @@ pub enum Command {
     /// refused; 78 configuration or state file unusable. With several pairs, the most severe.
     Sync(SyncArgs),
     /// Remove calsync's own target events that ended before the retention horizon, and prune
-    /// history, metrics and tombstones.
+    /// history and metrics.
     ///
     /// The horizon is now minus `retention_days` (or --retention-days), never inside the sync
     /// window. Only events the mapping holds and the target lists under their own tag are

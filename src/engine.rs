@@ -13,14 +13,16 @@ use crate::hashing;
 use crate::ical::Published;
 use crate::model::{ItemKey, PublicEvent};
 use crate::net::Http;
+use crate::plan::SourceOutcome;
 use crate::plan::{self, Action, Guard, ReadKind};
 use crate::policy::{self, Decision, Window, Withheld};
+use crate::providers::dry_run::DryRun;
 use crate::providers::{
     self, Context, ProviderError, PublishedSet, ReadEnd, SourcePage, Target, Write, WriteError,
 };
-use crate::store::{MappedRow, RunRecord, SourceOutcome, StagedItem, Store, StoreError};
+use crate::store::{MappedRow, RunRecord, StagedItem, Store, StoreError};
 use chrono::{DateTime, TimeZone, Utc};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Writes prepared and recorded together: one intent transaction before, one outcome
 /// transaction after. Large enough that the pause between batches (the last writes of one
@@ -79,6 +81,7 @@ pub struct PairReport {
 /// Runs passes for the pairs of one invocation.
 pub struct Engine<'a> {
     pub settings: &'a Settings,
+    /// The state file, or for a dry run a copy of it in memory (`Store::snapshot`).
     pub store: &'a Store,
     pub http: &'a Http,
     pub run_id: &'a str,
@@ -98,9 +101,7 @@ impl Engine<'_> {
             started_at: started.timestamp_millis(),
             ..Default::default()
         };
-        if !opts.dry_run
-            && let Err(e) = self.store.start_run(&record)
-        {
+        if let Err(e) = self.store.start_run(&record) {
             return self.failed_early(pair, ProviderError::State(e));
         }
         log::info!(event = "pair.started", pair = pair.name.as_str(), source = pair.source.kind(),
@@ -132,7 +133,7 @@ impl Engine<'_> {
             outcome
         };
         let finished = Utc::now();
-        if !opts.dry_run {
+        {
             record.finished_at = Some(finished.timestamp_millis());
             record.outcome = outcome.to_string();
             record.exit_code = Some(exit_code);
@@ -206,31 +207,33 @@ impl Engine<'_> {
         opts: SyncOptions,
         counts: &mut Counts,
     ) -> Result<PassEnd, ProviderError> {
-        let ctx = Context {
-            settings: self.settings,
-            pair,
-            http: self.http,
-            store: self.store,
-        };
+        let ctx = Context::new(self.settings, pair, self.http, self.store, self.now);
         let mut source = providers::build_source(&ctx)?;
         let mut target = providers::build_target(&ctx)?;
+        if opts.dry_run {
+            target = Box::new(DryRun::new(target, &pair.name));
+        }
         target.prepare()?;
 
+        // A run that ended between an intent and its outcome left creates whose outcome is
+        // unknown: they are sent again marked so (a target whose ids the server assigns looks
+        // for them by tag first). Planning from the mapping converges for the rest.
         let pending = self.store.pending_intents(&pair.name)?;
+        let uncertain: BTreeSet<String> = pending
+            .iter()
+            .filter(|(_, action, _)| action == "create")
+            .map(|(item, _, _)| item.clone())
+            .collect();
         if !pending.is_empty() {
-            // A run ended between an intent and its outcome. Creates are idempotent (derived
-            // ids, tags), so planning again from the mapping converges; the intents only
-            // tell us to expect that.
-            log::warn!(event = "intents.pending", pair = pair.name.as_str(), count = pending.len() as u64;
+            log::warn!(event = "intents.pending", pair = pair.name.as_str(), count = pending.len() as u64,
+                       creates = uncertain.len() as u64;
                        "a previous run ended with writes in flight; converging");
-            if !opts.dry_run {
-                self.store.transaction(|s| {
-                    for (item, _, _) in &pending {
-                        s.clear_intent(&pair.name, item)?;
-                    }
-                    Ok(())
-                })?;
-            }
+            self.store.transaction(|s| {
+                for (item, _, _) in &pending {
+                    s.clear_intent(&pair.name, item)?;
+                }
+                Ok(())
+            })?;
         }
 
         let state = self.store.pair_state(&pair.name)?;
@@ -241,7 +244,7 @@ impl Engine<'_> {
             }
             _ => None,
         };
-        let window = Window::around(self.now, pair.window.past_days, pair.window.future_days);
+        let window = ctx.window;
 
         // Read and stage. A failed read returns here: nothing planned, nothing deleted.
         self.store.clear_staging(&pair.name)?;
@@ -251,9 +254,10 @@ impl Engine<'_> {
         };
         let read_kind = end.kind;
 
-        if read_kind == ReadKind::Full && !opts.dry_run && self.store.mapped_count(&pair.name)? == 0
-        {
-            self.adopt(pair, target.as_mut())?;
+        if read_kind == ReadKind::Full && self.store.mapped_count(&pair.name)? == 0 {
+            self.adopt(pair, target.as_mut(), None)?;
+        } else {
+            self.sweep_uncertain(pair, target.as_mut(), &uncertain)?;
         }
         let mapped = self.store.mapped_count(&pair.name)?;
         let rows = self.store.plan_rows(&pair.name)?;
@@ -297,33 +301,12 @@ impl Engine<'_> {
             }
         }
 
-        if opts.dry_run {
-            for action in &plan.actions {
-                log::info!(event = "plan.action", pair = pair.name.as_str(), action = action.verb(),
-                           item = action.item_key(); "would {}", action.verb());
-            }
-            counts.created = plan.count("create");
-            counts.updated = plan.count("update");
-            counts.deleted = plan.count("delete");
-            let published = StoredPublished {
-                store: self.store,
-                pair: &pair.name,
-            };
-            target.finish(&published, true)?;
-            return Ok(PassEnd {
-                exit_code,
-                outcome: outcome_of(exit_code),
-                read_kind,
-                error,
-            });
-        }
-
-        let interrupted = self.apply(pair, target.as_mut(), &plan.actions, counts)?;
+        let interrupted = self.apply(pair, target.as_mut(), &plan.actions, &uncertain, counts)?;
         let published = StoredPublished {
             store: self.store,
             pair: &pair.name,
         };
-        target.finish(&published, false)?;
+        target.finish(&published)?;
 
         if interrupted {
             return Err(ProviderError::Interrupted);
@@ -345,16 +328,47 @@ impl Engine<'_> {
         })
     }
 
+    /// Creates whose outcome is unknown, for items the source no longer wants (or that are
+    /// already mapped), may have left an event in the target that nothing maps: find them
+    /// by their tags and map them, so the plan deletes what is no longer wanted. Costs one
+    /// listing of the target, only after a run that ended hard.
+    fn sweep_uncertain(
+        &self,
+        pair: &Pair,
+        target: &mut dyn Target,
+        uncertain: &BTreeSet<String>,
+    ) -> Result<(), ProviderError> {
+        let mut lost = BTreeSet::new();
+        for item in uncertain {
+            let staged = self.store.staged_item(&pair.name, item)?.is_some();
+            let mapped = self.store.mapped(&pair.name, item)?.is_some();
+            if !staged && !mapped {
+                lost.insert(hashing::item_tag(&pair.name, &ItemKey(item.clone())));
+            }
+        }
+        if lost.is_empty() {
+            return Ok(());
+        }
+        self.adopt(pair, target, Some(&lost))
+    }
+
     /// Rebuilds a lost (or never made) mapping from the tags in the target, so that a new
     /// state file neither duplicates what is published nor leaves events nobody deletes. An
     /// owned event whose tag matches an item read now is adopted (kept when its content is
     /// what would be published, else updated); one that matches nothing is an orphan, mapped
-    /// so the plan deletes it (the deletion guard still applies).
-    fn adopt(&self, pair: &Pair, target: &mut dyn Target) -> Result<(), ProviderError> {
+    /// so the plan deletes it (the deletion guard still applies). With `only`, just the
+    /// events carrying one of those tags are looked at.
+    fn adopt(
+        &self,
+        pair: &Pair,
+        target: &mut dyn Target,
+        only: Option<&BTreeSet<String>>,
+    ) -> Result<(), ProviderError> {
         let owned: Vec<_> = target
             .list_owned()?
             .into_iter()
             .filter(|o| hashing::is_pair_tag(&pair.name, &o.tag))
+            .filter(|o| only.is_none_or(|tags| tags.contains(&o.tag)))
             .collect();
         if owned.is_empty() {
             return Ok(());
@@ -480,6 +494,7 @@ impl Engine<'_> {
         pair: &Pair,
         target: &mut dyn Target,
         actions: &[Action],
+        uncertain: &BTreeSet<String>,
         counts: &mut Counts,
     ) -> Result<bool, ProviderError> {
         let progress = progress_bar(actions.len() as u64);
@@ -528,6 +543,7 @@ impl Engine<'_> {
                                 dtstamp,
                             },
                             _ => Write::Create {
+                                outcome_unknown: uncertain.contains(&item.0),
                                 item,
                                 event,
                                 tag,
@@ -631,7 +647,7 @@ pub fn write_batch(
             let item = &p.write.item().0;
             match (&p.write, result) {
                 (Write::Delete { .. }, Ok(_)) => {
-                    s.delete_mapping(pair, item, at)?;
+                    s.delete_mapping(pair, item)?;
                     tally.deleted += 1;
                 }
                 (Write::Create { .. } | Write::Update { .. }, Ok(applied)) => {
@@ -661,17 +677,20 @@ pub fn write_batch(
                     log::warn!(event = "write.conflict", pair = pair, item = item.as_str();
                                "the target's event changed since calsync wrote it; left as it is");
                 }
-                (_, Err(WriteError::Failed(e))) => {
+                (write, Err(WriteError::Failed(e))) => {
                     tally.failed += 1;
                     log::error!(event = "write.failed", pair = pair, item = item.as_str(),
                                 exit_code = e.exit_code(); "{e}");
-                    if matches!(
-                        e,
-                        ProviderError::Auth { .. }
-                            | ProviderError::BreakerOpen { .. }
-                            | ProviderError::Interrupted
-                    ) {
+                    // A create that failed on the way (no answer, a 5xx) may have reached
+                    // the target: its intent stays, so the next run sends it marked
+                    // "outcome unknown".
+                    let may_have_landed = matches!(write, Write::Create { .. })
+                        && matches!(e, ProviderError::Transient { .. });
+                    if e.ends_the_pair() {
                         fatal.get_or_insert(e);
+                    }
+                    if may_have_landed {
+                        continue;
                     }
                 }
             }

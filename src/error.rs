@@ -30,10 +30,7 @@ impl Error {
         match self {
             Error::Config(_) => exit::CONFIG,
             Error::Usage(_) => exit::USAGE,
-            Error::State(StoreError::Locked { .. }) => exit::TEMPFAIL,
-            Error::State(StoreError::Unusable { .. }) => exit::CONFIG,
-            Error::State(StoreError::Missing { .. }) => exit::CONFIG,
-            Error::State(StoreError::Sqlite { .. } | StoreError::Io { .. }) => exit::TEMPFAIL,
+            Error::State(e) => e.exit_code(),
             Error::AuditKey(_) => exit::CONFIG,
             Error::Setup(_) => exit::TEMPFAIL,
         }

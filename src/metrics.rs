@@ -13,8 +13,9 @@
 
 use crate::config::Settings;
 use crate::engine::PairReport;
+use crate::net::ApiCall;
 use crate::net::breaker::State;
-use crate::store::{ApiCall, Store, StoreError};
+use crate::store::{Store, StoreError};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -5,8 +5,60 @@
 //! ([`action_for`]); each arm is a row of DESIGN.md a reviewer can check. Equal input gives an
 //! equal plan (rows arrive ordered by item key), so `--dry-run` output is reproducible.
 
-use crate::config::GuardLimits;
-use crate::store::{PlanRow, SourceOutcome};
+/// The deletion guard's thresholds (DESIGN.md, "Never mass-delete"). The planner owns them;
+/// the configuration fills them in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardLimits {
+    pub max_delete_percent: u32,
+    pub max_delete_min: u32,
+}
+
+/// What the policy decided for one source item in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceOutcome {
+    /// Its items are staged; any other item of it that is mapped must go.
+    Publish,
+    /// Nothing of it may be published.
+    Withhold,
+    /// Ended before the window: what is published of it stays as it is.
+    Past,
+    /// The source deleted it.
+    Removed,
+}
+
+impl SourceOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceOutcome::Publish => "publish",
+            SourceOutcome::Withhold => "withhold",
+            SourceOutcome::Past => "past",
+            SourceOutcome::Removed => "removed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "publish" => SourceOutcome::Publish,
+            "withhold" => SourceOutcome::Withhold,
+            "past" => SourceOutcome::Past,
+            "removed" => SourceOutcome::Removed,
+            _ => return None,
+        })
+    }
+}
+
+/// One row of the plan query: an item that is staged, mapped, or both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanRow {
+    pub item_key: String,
+    pub source_key: String,
+    /// `(hash, ends_at)` when staged in this run.
+    pub staged: Option<(String, Option<i64>)>,
+    /// `(target_id, etag, hash, ends_at)` when mapped.
+    pub mapped: Option<(String, Option<String>, String, Option<i64>)>,
+    /// What this run decided for the item's source item, if it was read.
+    pub source_outcome: Option<SourceOutcome>,
+}
 
 /// How the source was read this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -152,6 +152,20 @@ pub fn is_public(marking: &Marking, default_visibility: Visibility) -> bool {
     }
 }
 
+/// Does a target event carry the explicit public marking calsync writes (DESIGN.md rule 4:
+/// `CLASS:PUBLIC`, `sensitivity` normal, `visibility` public)? Stricter than [`is_public`]:
+/// an absent marking, which a source may mean as public, is not what calsync writes, so a
+/// target event without one was changed by someone else (or not written by calsync).
+pub fn is_marked_public(marking: &Marking) -> bool {
+    match marking {
+        Marking::Class(Some(_)) | Marking::Sensitivity(Some(_)) => {
+            is_public(marking, Visibility::Private)
+        }
+        Marking::Visibility(Some(v)) => v.trim().eq_ignore_ascii_case("public"),
+        Marking::Class(None) | Marking::Sensitivity(None) | Marking::Visibility(None) => false,
+    }
+}
+
 /// Why these details (of an event or an overridden instance) may not be published, if so.
 pub fn withheld_reason(details: &Details, rules: &Rules) -> Option<Withheld> {
     if !is_public(&details.marking, rules.default_visibility) {
@@ -435,6 +449,27 @@ fn expanded(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_must_carry_the_explicit_public_marking() {
+        use Marking::*;
+        let s = |v: &str| Some(v.to_string());
+        let cases: &[(Marking, bool)] = &[
+            (Class(s("PUBLIC")), true),
+            (Class(s("public")), true),
+            (Class(None), false),
+            (Class(s("PRIVATE")), false),
+            (Sensitivity(s("normal")), true),
+            (Sensitivity(None), false),
+            (Sensitivity(s("personal")), false),
+            (Visibility(s("public")), true),
+            (Visibility(s("default")), false),
+            (Visibility(None), false),
+        ];
+        for (m, want) in cases {
+            assert_eq!(is_marked_public(m), *want, "{m:?}");
+        }
+    }
     use crate::model::{Override, Recurrence, SourceKey};
     use chrono::TimeZone;
 

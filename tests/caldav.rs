@@ -1080,12 +1080,7 @@ fn the_target_lists_exactly_calsyncs_own_events() {
     let store = calsync::store::Store::open(&dav.cli.path("state/inspect.db")).unwrap();
     let http = calsync::net::Http::new(&settings.net).unwrap();
     let pair = &settings.pairs[0];
-    let ctx = calsync::providers::Context {
-        settings: &settings,
-        pair,
-        http: &http,
-        store: &store,
-    };
+    let ctx = calsync::providers::Context::new(&settings, pair, &http, &store, chrono::Utc::now());
     let mut target = calsync::providers::build_target(&ctx).unwrap();
     let owned = target.list_owned().unwrap();
 
@@ -1112,7 +1107,11 @@ fn the_target_lists_exactly_calsyncs_own_events() {
         );
         assert!(o.etag.is_some());
         assert!(o.foreign.is_empty(), "{:?}", o.foreign);
-        assert!(o.classes.iter().all(|c| c.as_deref() == Some("PUBLIC")));
+        assert!(
+            o.markings
+                .iter()
+                .all(|m| *m == calsync::model::Marking::Class(Some("PUBLIC".into())))
+        );
     }
     let choir = owned
         .iter()

@@ -847,7 +847,6 @@ fn snapshot(cli: &Cli) -> (String, String, Vec<String>) {
     let mut tables = Vec::new();
     for sql in [
         "SELECT pair || ' ' || item_key || ' ' || target_id FROM mapping ORDER BY pair, item_key",
-        "SELECT pair || ' ' || item_key FROM tombstone ORDER BY pair, item_key",
         "SELECT run_id || ' ' || pair || ' ' || command || ' ' || outcome FROM run ORDER BY started_at, pair",
         "SELECT seq || ' ' || kind FROM audit ORDER BY seq",
         "SELECT count(*) || ' api calls' FROM api_call",
@@ -950,10 +949,6 @@ fn cleanup_removes_exactly_the_expired_own_events_and_dry_run_changes_nothing() 
     assert_eq!(
         count(&cli, "SELECT count(*) FROM mapping WHERE pair = 'parish'"),
         4
-    );
-    assert_eq!(
-        count(&cli, "SELECT count(*) FROM tombstone WHERE pair = 'parish'"),
-        2
     );
     assert_eq!(
         count(

@@ -54,7 +54,10 @@ fn the_example_configuration_is_accepted_with_its_credentials() {
         panic!("the example publishes Graph into CalDAV: {pair:?}");
     };
     // Read from the credentials directory, one trailing newline dropped.
-    assert_eq!(source.client_secret.expose(), "s3cret");
+    let calsync::config::GraphCredential::Secret(secret) = &source.credential else {
+        panic!("a client secret")
+    };
+    assert_eq!(secret.expose(), "s3cret");
     assert_eq!(target.password.as_ref().unwrap().expose(), "s3cret");
 
     // Without the credentials the error names the key, as the README promises.

@@ -8,7 +8,7 @@
 //! after a refusal, so a run every five minutes does not fill the log with successes.
 
 use super::Session;
-use crate::config::{Endpoint, Pair};
+use crate::config::Pair;
 use crate::exit;
 use crate::mask::mask_emails;
 
@@ -21,11 +21,7 @@ fn auth_key(pair: &str) -> String {
 pub fn credential_sides(pair: &Pair) -> usize {
     [&pair.source, &pair.target]
         .iter()
-        .filter(|side| match side {
-            Endpoint::Graph(_) | Endpoint::Google(_) => true,
-            Endpoint::Caldav(c) => c.password.is_some(),
-            Endpoint::Ics(i) => i.password.is_some(),
-        })
+        .filter(|side| side.has_credentials())
         .count()
 }
 

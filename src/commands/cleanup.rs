@@ -1,5 +1,5 @@
 //! `calsync cleanup`: removes calsync's own target events that ended before the retention
-//! horizon, then prunes run history, API metrics and tombstones.
+//! horizon, then prunes run history and API metrics.
 //!
 //! Only events calsync owns are touched: an event is removed when the mapping holds it, its
 //! `ends_at` lies before the horizon (a series without end never does), and the target still
@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::exit;
 use crate::hashing;
 use crate::model::ItemKey;
+use crate::providers::dry_run::DryRun;
 use crate::providers::{self, Context, ProviderError, Write};
 use crate::store::{MappedRow, RunRecord, StoreError};
 use chrono::{DateTime, Duration, Utc};
@@ -87,7 +88,6 @@ pub struct Counts {
     pub not_ours: u64,
     /// Removals that did not take effect.
     pub failed: u64,
-    pub tombstones_pruned: u64,
 }
 
 /// Runs `cleanup`; returns the most severe pair outcome.
@@ -97,7 +97,7 @@ pub struct Counts {
 pub fn run(global: &GlobalArgs, args: &CleanupArgs) -> Result<i32, Error> {
     let started = std::time::Instant::now();
     let now = crate::clock::run_now().map_err(Error::Usage)?;
-    let (session, pairs) = Session::open(global)?;
+    let (session, pairs) = Session::open(global, args.dry_run)?;
     // Each pair's own retention_days, unless --retention-days overrides it (pair.started
     // names the horizon either way).
     match args.retention_days {
@@ -108,9 +108,7 @@ pub fn run(global: &GlobalArgs, args: &CleanupArgs) -> Result<i32, Error> {
                            dry_run = args.dry_run, version = env!("CARGO_PKG_VERSION");
                            "cleanup started"),
     }
-    if !args.dry_run {
-        session.audit_config_change();
-    }
+    session.audit_config_change();
     let mut results: Vec<(String, i32, Counts)> = Vec::new();
     for name in &pairs {
         if crate::interrupt::requested() {
@@ -118,8 +116,8 @@ pub fn run(global: &GlobalArgs, args: &CleanupArgs) -> Result<i32, Error> {
         }
         let pair = session.pair(name);
         let retention_days = args.retention_days.unwrap_or(pair.retention_days);
-        let (code, counts, error) = cleanup_pair(&session, pair, retention_days, args.dry_run, now);
-        if !args.dry_run {
+        let (code, counts, error) = cleanup_pair(&session, pair, retention_days, now);
+        {
             session.audit(
                 "cleanup",
                 Some(&pair.name),
@@ -131,7 +129,6 @@ pub fn run(global: &GlobalArgs, args: &CleanupArgs) -> Result<i32, Error> {
                     "forgotten": counts.forgotten,
                     "not_ours": counts.not_ours,
                     "failed": counts.failed,
-                    "tombstones_pruned": counts.tombstones_pruned,
                 }),
             );
             audit_log::auth(&session, pair, code, error.as_deref());
@@ -142,13 +139,9 @@ pub fn run(global: &GlobalArgs, args: &CleanupArgs) -> Result<i32, Error> {
         log::warn!(event = "cleanup.interrupted", left = (pairs.len() - results.len()) as u64;
                    "stop requested: remaining pairs not run");
     }
-    let history_pruned = if args.dry_run {
-        0
-    } else {
-        session.flush_breakers();
-        session.flush_metrics()
-    };
-    if !args.dry_run {
+    session.flush_breakers();
+    let history_pruned = session.flush_metrics();
+    {
         log::info!(event = "history.pruned", rows = history_pruned,
                    keep_runs = session.settings.history.keep_runs,
                    keep_metrics_days = session.settings.history.keep_metrics_days;
@@ -171,7 +164,6 @@ pub fn run(global: &GlobalArgs, args: &CleanupArgs) -> Result<i32, Error> {
         forgotten = sum(|c| c.forgotten),
         not_ours = sum(|c| c.not_ours),
         failed = sum(|c| c.failed),
-        tombstones_pruned = sum(|c| c.tombstones_pruned),
         history_pruned = history_pruned,
         dry_run = args.dry_run,
         duration_ms = started.elapsed().as_millis() as u64;
@@ -185,9 +177,9 @@ fn cleanup_pair(
     session: &Session,
     pair: &Pair,
     retention_days: u32,
-    dry_run: bool,
     now: DateTime<Utc>,
 ) -> (i32, Counts, Option<String>) {
+    let dry_run = session.dry_run;
     let started = Utc::now();
     let horizon = retention_horizon(now, retention_days, pair.window.past_days);
     let mut record = RunRecord {
@@ -197,7 +189,7 @@ fn cleanup_pair(
         started_at: started.timestamp_millis(),
         ..Default::default()
     };
-    if !dry_run && let Err(e) = session.store.start_run(&record) {
+    if let Err(e) = session.store.start_run(&record) {
         let e = ProviderError::State(e);
         log::error!(event = "pair.failed", pair = pair.name.as_str(), exit_code = e.exit_code(); "{e}");
         return (e.exit_code(), Counts::default(), Some(e.to_string()));
@@ -211,14 +203,7 @@ fn cleanup_pair(
                horizon = horizon.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).as_str(),
                dry_run = dry_run; "cleanup of pair started");
     let mut counts = Counts::default();
-    let (code, outcome, error) = match remove_expired(
-        session,
-        pair,
-        horizon,
-        dry_run,
-        now,
-        &mut counts,
-    ) {
+    let (code, outcome, error) = match remove_expired(session, pair, horizon, now, &mut counts) {
         Ok(()) if counts.failed > 0 => (
             exit::FAILED,
             "failed",
@@ -237,7 +222,7 @@ fn cleanup_pair(
         }
     };
     let finished = Utc::now();
-    if !dry_run {
+    {
         record.finished_at = Some(finished.timestamp_millis());
         record.outcome = outcome.to_string();
         record.exit_code = Some(code);
@@ -258,7 +243,6 @@ fn cleanup_pair(
         forgotten = counts.forgotten,
         not_ours = counts.not_ours,
         failed = counts.failed,
-        tombstones_pruned = counts.tombstones_pruned,
         duration_ms = (finished - started).num_milliseconds().max(0) as u64;
         "cleanup of pair finished"
     );
@@ -269,7 +253,6 @@ fn remove_expired(
     session: &Session,
     pair: &Pair,
     horizon: DateTime<Utc>,
-    dry_run: bool,
     now: DateTime<Utc>,
     counts: &mut Counts,
 ) -> Result<(), ProviderError> {
@@ -284,13 +267,11 @@ fn remove_expired(
     counts.expired = candidates.len() as u64;
 
     if !candidates.is_empty() {
-        let ctx = Context {
-            settings: &session.settings,
-            pair,
-            http: &session.http,
-            store,
-        };
+        let ctx = Context::new(&session.settings, pair, &session.http, store, now);
         let mut target = providers::build_target(&ctx)?;
+        if session.dry_run {
+            target = Box::new(DryRun::new(target, &pair.name));
+        }
         target.prepare()?;
         // The mapping says the item is ours; the target must say so too, under the tag of
         // this very item, before anything is removed.
@@ -310,20 +291,11 @@ fn remove_expired(
                        "the target holds another item under this id; left alone");
         }
         counts.not_ours = not_ours.len() as u64;
-        if dry_run {
-            for w in &removals {
-                log::info!(event = "plan.action", pair = pair.name.as_str(), action = "delete",
-                           item = w.item().0.as_str(); "would delete");
-            }
-            counts.removed = removals.len() as u64;
-            counts.forgotten = gone.len() as u64;
-            return Ok(());
-        }
         let interrupted = apply(session, pair, target.as_mut(), removals, now, counts)?;
         if !gone.is_empty() {
             store.transaction(|s| {
                 for row in &gone {
-                    s.delete_mapping(&pair.name, &row.item_key, now.timestamp())?;
+                    s.delete_mapping(&pair.name, &row.item_key)?;
                     log::info!(event = "cleanup.forgotten", pair = pair.name.as_str(), item = row.item_key.as_str();
                                "no longer in the target; forgotten");
                 }
@@ -336,14 +308,11 @@ fn remove_expired(
                 store,
                 pair: &pair.name,
             };
-            target.finish(&published, false)?;
+            target.finish(&published)?;
         }
         if interrupted {
             return Err(ProviderError::Interrupted);
         }
-    }
-    if !dry_run {
-        counts.tombstones_pruned = store.prune_pair_tombstones(&pair.name, horizon.timestamp())?;
     }
     Ok(())
 }

@@ -384,7 +384,14 @@ fn gather(global: &GlobalArgs, offline: bool, now: DateTime<Utc>) -> Vec<Check> 
                 _ => None,
             };
             let cache = store.as_ref().unwrap_or(scratch);
-            checks.extend(probe_pair(&settings, pair, http, cache, cursor.as_deref()));
+            checks.extend(probe_pair(
+                &settings,
+                pair,
+                http,
+                cache,
+                cursor.as_deref(),
+                now,
+            ));
         }
         let (store, st) = match (&store, state) {
             (Some(store), Some(Ok(st))) => (store, st),
@@ -536,13 +543,9 @@ fn probe_pair(
     http: &Http,
     store: &Store,
     cursor: Option<&str>,
+    now: DateTime<Utc>,
 ) -> Vec<Check> {
-    let ctx = Context {
-        settings,
-        pair,
-        http,
-        store,
-    };
+    let ctx = Context::new(settings, pair, http, store, now);
     let started = Instant::now();
     let source = providers::build_source(&ctx).and_then(|mut source| {
         let mut sink = |_page| Ok(());

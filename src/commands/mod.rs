@@ -15,8 +15,9 @@ use crate::cli::{Args, Command, GlobalArgs};
 use crate::config::{self, Environment, Settings};
 use crate::error::Error;
 use crate::logging::{self, Stream};
+use crate::net::ApiCall;
 use crate::net::Http;
-use crate::store::{ApiCall, AuditKey, ChainHead, RunLock, Store};
+use crate::store::{AuditKey, ChainHead, RunLock, Store};
 
 /// Runs the parsed command line; returns the exit code of a command that ran to its end.
 ///
@@ -53,22 +54,30 @@ pub fn run(args: Args) -> Result<i32, Error> {
 }
 
 /// What a writing command (`sync`, `cleanup`) holds for its whole run.
+///
+/// A dry run holds the same, with a copy of the state file in memory instead of the file
+/// (`Store::snapshot`), no lock and no audit key: it runs the normal path, and everything it
+/// would remember — cursors, mapping, history, API calls, breakers, the audit chain — goes to
+/// the copy, which is dropped at the end. Nothing is created on disk.
 pub struct Session {
     pub settings: Settings,
     pub store: Store,
-    pub audit_key: AuditKey,
+    /// `None` in a dry run: nothing is appended to the audit chain.
+    pub audit_key: Option<AuditKey>,
     pub http: Http,
     pub run_id: String,
-    _lock: RunLock,
+    pub dry_run: bool,
+    _lock: Option<RunLock>,
 }
 
 impl Session {
     /// Loads the config, takes the state file's lock, opens the state file and the audit
-    /// key, sets up HTTP, and names the run.
+    /// key, sets up HTTP, and names the run. A dry run takes no lock and copies the state
+    /// file into memory instead.
     ///
     /// # Errors
     /// Config (78), unknown pair (64), locked (75), unusable state (78).
-    pub fn open(global: &GlobalArgs) -> Result<(Session, Vec<String>), Error> {
+    pub fn open(global: &GlobalArgs, dry_run: bool) -> Result<(Session, Vec<String>), Error> {
         // Named first, so every line of the run carries the id, errors included.
         let run_id = new_run_id();
         logging::set_run_id(&run_id);
@@ -83,15 +92,20 @@ impl Session {
             .into_iter()
             .map(|p| p.name.clone())
             .collect();
-        let lock = Store::lock(&settings.state)?;
-        let store = Store::open(&settings.state)?;
-        let (audit_key, created) =
-            AuditKey::load_or_create(settings.audit_key_file.as_deref(), &settings.state)
-                .map_err(Error::AuditKey)?;
-        if created {
-            log::warn!(event = "audit.key_created", path = audit_key.path.display().to_string().as_str();
-                       "created a new audit key beside the state file; keep a copy, or set audit_key_file");
-        }
+        let (lock, store, audit_key) = if dry_run {
+            (None, Store::snapshot(&settings.state)?, None)
+        } else {
+            let lock = Store::lock(&settings.state)?;
+            let store = Store::open(&settings.state)?;
+            let (audit_key, created) =
+                AuditKey::load_or_create(settings.audit_key_file.as_deref(), &settings.state)
+                    .map_err(Error::AuditKey)?;
+            if created {
+                log::warn!(event = "audit.key_created", path = audit_key.path.display().to_string().as_str();
+                           "created a new audit key beside the state file; keep a copy, or set audit_key_file");
+            }
+            (Some(lock), store, Some(audit_key))
+        };
         let breakers = crate::net::Breakers::load(store.breakers()?);
         let http = Http::new(&settings.net)
             .map_err(Error::Setup)?
@@ -103,6 +117,7 @@ impl Session {
                 audit_key,
                 http,
                 run_id,
+                dry_run,
                 _lock: lock,
             },
             selected,
@@ -118,18 +133,17 @@ impl Session {
             .expect("selected pairs exist")
     }
 
-    /// Appends an audit entry; a failure is logged, never fatal to the run.
+    /// Appends an audit entry (not in a dry run); a failure is logged, never fatal to the
+    /// run.
     pub fn audit(
         &self,
         kind: &str,
         pair: Option<&str>,
         detail: serde_json::Value,
     ) -> Option<ChainHead> {
+        let key = self.audit_key.as_ref()?;
         let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        match self
-            .store
-            .append_audit(&self.audit_key, &ts, kind, pair, &detail)
-        {
+        match self.store.append_audit(key, &ts, kind, pair, &detail) {
             Ok(head) => Some(head),
             Err(e) => {
                 log::error!(event = "audit.append_failed", kind = kind; "{e}");

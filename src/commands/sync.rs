@@ -13,12 +13,10 @@ use crate::exit;
 pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
     let started = std::time::Instant::now();
     let now = crate::clock::run_now().map_err(Error::Usage)?;
-    let (session, pairs) = Session::open(global)?;
+    let (session, pairs) = Session::open(global, args.dry_run)?;
     log::info!(event = "sync.started", pairs = pairs.join(",").as_str(), dry_run = args.dry_run,
                full = args.full, version = env!("CARGO_PKG_VERSION"); "sync started");
-    if !args.dry_run {
-        session.audit_config_change();
-    }
+    session.audit_config_change();
     let engine = Engine {
         settings: &session.settings,
         store: &session.store,
@@ -38,7 +36,7 @@ pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
         }
         let pair = session.pair(name);
         let report = engine.sync_pair(pair, opts);
-        if !args.dry_run {
+        {
             session.audit(
                 "sync",
                 Some(&report.pair),
@@ -70,7 +68,7 @@ pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
         code = exit::most_severe([code, stopped]);
     }
     // A dry run leaves monitoring alone: it changed nothing a dashboard should show.
-    if !args.dry_run {
+    if !session.dry_run {
         let elapsed = started.elapsed();
         crate::metrics::export(
             &session.settings,

@@ -223,14 +223,10 @@ pub fn check(
     let mut not_verified = 0u64;
     let mut forbidden = BTreeMap::new();
     for o in owned {
-        if o.classes.is_empty() {
+        if o.markings.is_empty() {
             not_verified += 1;
         }
-        let public = |c: &Option<String>| {
-            c.as_deref()
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("PUBLIC"))
-        };
-        if !o.classes.iter().all(public) {
+        if !o.markings.iter().all(policy::is_marked_public) {
             not_public.insert(o.target_id.clone());
         }
         if !o.foreign.is_empty() {
@@ -543,13 +539,8 @@ fn validate_pair(
             Err(e) => return vec![unreadable("source_read", &ProviderError::State(e))],
         },
     };
-    let ctx = Context {
-        settings,
-        pair,
-        http,
-        store: cache,
-    };
-    let window = Window::around(now, pair.window.past_days, pair.window.future_days);
+    let ctx = Context::new(settings, pair, http, cache, now);
+    let window = ctx.window;
     let mut expected = Expected::default();
     let mut traced = BTreeMap::new();
     let read = providers::build_source(&ctx).and_then(|mut source| {
@@ -635,6 +626,7 @@ fn audit_failures(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Marking;
     use crate::model::PublicOverride;
 
     fn details(title: &str, start: &str, end: &str) -> PublicDetails {
@@ -664,7 +656,7 @@ mod tests {
             target_id: format!("{tag}@calsync"),
             tag: tag.into(),
             etag: None,
-            classes: vec![Some("PUBLIC".into())],
+            markings: vec![Marking::Class(Some("PUBLIC".into()))],
             foreign: vec![],
             dtstamp: None,
             event,
@@ -815,7 +807,7 @@ mod tests {
             ),
             (
                 "an event marked private in the target",
-                |t| t[0].classes = vec![Some("PRIVATE".into())],
+                |t| t[0].markings = vec![Marking::Class(Some("PRIVATE".into()))],
                 &[("all_public", &["a@calsync"])],
             ),
             (
@@ -884,11 +876,11 @@ mod tests {
     #[test]
     fn classes_not_read_back_are_counted_and_an_absent_class_fails() {
         let (expected, traced, mut target) = good();
-        target[0].classes = vec![];
+        target[0].markings = vec![];
         let outcomes = check(&expected, &traced, &target, bounds());
         assert_eq!(failing(&outcomes), vec![]);
         assert_eq!(outcomes[2].detail["class_not_read_back"], 1);
-        target[1].classes = vec![Some("PUBLIC".into()), None];
+        target[1].markings = vec![Marking::Class(Some("PUBLIC".into())), Marking::Class(None)];
         let outcomes = check(&expected, &traced, &target, bounds());
         assert_eq!(
             failing(&outcomes),

@@ -15,9 +15,21 @@ pub use retry::{RetryPolicy, backoff_delay, parse_retry_after};
 
 use crate::config::NetSettings;
 use crate::mask::mask_url;
-use crate::store::ApiCall;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// One HTTP attempt, for the per-endpoint metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiCall {
+    pub endpoint: String,
+    pub method: String,
+    /// HTTP status, or 0 when no answer came (connection error, timeout).
+    pub status: u16,
+    pub attempt: u32,
+    pub latency_ms: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+}
 
 /// One request, as a provider describes it.
 #[derive(Debug, Clone)]

@@ -17,6 +17,7 @@ use super::{
 use crate::config::{IcsLocation, IcsSettings};
 use crate::fsutil::{AtomicFile, HashingWriter, file_sha256};
 use crate::hashing::sha256_hex;
+use crate::model::Marking;
 use crate::net::{Auth, Http, Request};
 use crate::plan::ReadKind;
 use serde::{Deserialize, Serialize};
@@ -251,17 +252,20 @@ impl Target for IcsTarget {
             .collect()
     }
 
-    fn finish(&mut self, published: &dyn PublishedSet, dry_run: bool) -> Result<(), ProviderError> {
+    fn preview(&mut self, published: &dyn PublishedSet) -> Result<(), ProviderError> {
         let existing =
             file_sha256(&self.path).map_err(|e| self.failed(format!("cannot read: {e}")))?;
-        if dry_run {
-            let (digest, _) = self.render(published, &mut std::io::sink())?;
-            if existing.as_deref() != Some(digest.as_str()) {
-                log::info!(event = "target.would_write", path = self.path.display().to_string().as_str();
-                           "the published calendar would change");
-            }
-            return Ok(());
+        let (digest, _) = self.render(published, &mut std::io::sink())?;
+        if existing.as_deref() != Some(digest.as_str()) {
+            log::info!(event = "target.would_write", path = self.path.display().to_string().as_str();
+                       "the published calendar would change");
         }
+        Ok(())
+    }
+
+    fn finish(&mut self, published: &dyn PublishedSet) -> Result<(), ProviderError> {
+        let existing =
+            file_sha256(&self.path).map_err(|e| self.failed(format!("cannot read: {e}")))?;
         let mut file = AtomicFile::create(&self.path, 0o644)
             .map_err(|e| self.failed(format!("cannot write beside it: {e}")))?;
         let (digest, size) = self.render(published, &mut file)?;
@@ -292,7 +296,7 @@ impl Target for IcsTarget {
                     target_id: r.event.uid.clone(),
                     tag,
                     etag: None,
-                    classes: r.classes,
+                    markings: r.classes.into_iter().map(Marking::Class).collect(),
                     foreign: r.foreign,
                     dtstamp: r.dtstamp,
                     event: r.event,

@@ -1,16 +1,41 @@
 //! Providers turn remote calendars into the common model, behind two small traits: a
 //! [`Source`] reads changes, a [`Target`] applies writes. The engine knows nothing else of
-//! them. Shared helpers for providers live here and in `net`; a provider file holds only what
-//! is particular to its API.
+//! them. Shared helpers for providers live here ([`pool`] for bounded concurrent writes) and in
+//! `net` (HTTP, retries, breakers, OAuth tokens); a provider folder holds only what is
+//! particular to its API.
+//!
+//! # Adding a provider
+//! A provider touches exactly these places:
+//! 1. a folder `src/providers/<kind>/` with its source and/or target, and one `pub mod <kind>;`
+//!    line below;
+//! 2. one arm in [`build_source`] and one in [`build_target`];
+//! 3. one row in the configuration's kind table, `config::endpoint::KINDS` (its name, its
+//!    keys, the function that checks them), with its settings struct and [`Endpoint`] variant;
+//! 4. a fake of its remote under `tests/support/` and its tests under `tests/`.
+//!
+//! What the seam hands every provider, so none of them reaches into the engine:
+//! - [`Context`]: the settings, the pair, the run's HTTP client and state file, the run's
+//!   `now` and the pair's [`Window`] (no provider calls the clock);
+//! - [`Write::Create::outcome_unknown`]: an earlier attempt of this create may have reached
+//!   the target; a target whose ids the server assigns looks the event up by its tag first;
+//! - [`OwnedEvent::markings`]: what a target reads back of its own events carries the
+//!   provider's privacy marking as a [`Marking`], judged only by `policy`;
+//! - [`pool`]: one bounded write pool (`concurrency` per pair side);
+//! - `net::oauth`: access tokens fetched, cached in the state file, refreshed once on a 401,
+//!   a refused grant reported as "auth refused" (77).
 
 pub mod caldav;
+pub mod dry_run;
 pub mod ics;
+pub mod pool;
 
-use crate::config::{Endpoint, Settings};
-use crate::model::{ItemKey, PublicEvent, SourceEvent, SourceKey};
+use crate::config::{Endpoint, Pair, Settings};
+use crate::model::{ItemKey, Marking, PublicEvent, SourceEvent, SourceKey};
 use crate::net::{Http, NetError};
 use crate::plan::ReadKind;
-use crate::store::StoreError;
+use crate::policy::Window;
+use crate::store::{Store, StoreError};
+use chrono::{DateTime, Utc};
 
 /// Why a provider could not do what was asked. Each variant maps to one exit code.
 #[derive(Debug, thiserror::Error)]
@@ -50,10 +75,19 @@ impl ProviderError {
             ProviderError::BreakerOpen { .. } => exit::UNAVAILABLE,
             ProviderError::Config(_) => exit::CONFIG,
             ProviderError::Interrupted => crate::interrupt::exit_code().unwrap_or(exit::TERMINATED),
-            ProviderError::State(StoreError::Locked { .. }) => exit::TEMPFAIL,
-            ProviderError::State(StoreError::Unusable { .. }) => exit::CONFIG,
-            ProviderError::State(_) => exit::TEMPFAIL,
+            ProviderError::State(e) => e.exit_code(),
         }
+    }
+
+    /// A failure no later call of the run can fix: credentials refused, the breaker open, a
+    /// stop asked. Writes not yet sent are not sent, and the pair's run ends.
+    pub fn ends_the_pair(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Auth { .. }
+                | ProviderError::BreakerOpen { .. }
+                | ProviderError::Interrupted
+        )
     }
 
     /// A failure at the remote's end, for classifying what `net` returned.
@@ -124,6 +158,11 @@ pub enum Write {
         event: PublicEvent,
         tag: String,
         dtstamp: chrono::DateTime<chrono::Utc>,
+        /// An earlier attempt of this create may have reached the target (a run ended with
+        /// its intent pending, or its answer was lost). A target that derives the event's
+        /// name from the tag (CalDAV, Google) may ignore it; one whose ids the server assigns
+        /// (Graph) must look the event up by its tag and create only when it is not there.
+        outcome_unknown: bool,
     },
     Update {
         item: ItemKey,
@@ -174,8 +213,9 @@ pub struct OwnedEvent {
     pub target_id: String,
     pub tag: String,
     pub etag: Option<String>,
-    /// `CLASS` of the master and each override, as the target holds them.
-    pub classes: Vec<Option<String>>,
+    /// The privacy marking of the master and each override, as the target holds them
+    /// (judged only by `policy`).
+    pub markings: Vec<Marking>,
     /// Properties calsync never writes that the target's event carries (ATTENDEE, VALARM…).
     pub foreign: Vec<String>,
     /// The master's DTSTAMP as the target holds it (Unix seconds), if readable.
@@ -218,11 +258,16 @@ pub trait Target {
     ///
     /// # Errors
     /// [`ProviderError`] classified by cause.
-    fn finish(
-        &mut self,
-        _published: &dyn PublishedSet,
-        _dry_run: bool,
-    ) -> Result<(), ProviderError> {
+    fn finish(&mut self, _published: &dyn PublishedSet) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// What [`finish`](Self::finish) would change, said in the log instead of done (a dry
+    /// run). Targets whose `finish` does nothing have nothing to say.
+    ///
+    /// # Errors
+    /// [`ProviderError`] classified by cause.
+    fn preview(&mut self, _published: &dyn PublishedSet) -> Result<(), ProviderError> {
         Ok(())
     }
 
@@ -233,27 +278,48 @@ pub trait Target {
     fn list_owned(&mut self) -> Result<Vec<OwnedEvent>, ProviderError>;
 }
 
-/// What a provider is built with.
+/// What a provider is built with: everything it may know of the run.
 pub struct Context<'a> {
     pub settings: &'a Settings,
-    pub pair: &'a crate::config::Pair,
+    pub pair: &'a Pair,
     pub http: &'a Http,
     /// For caches that span runs (resolved calendar URLs/ids, access tokens).
-    pub store: &'a crate::store::Store,
+    pub store: &'a Store,
+    /// The run's "now", fixed at its start.
+    pub now: DateTime<Utc>,
+    /// The pair's window around `now`.
+    pub window: Window,
+}
+
+impl<'a> Context<'a> {
+    /// The context of one pair in a run that treats `now` as now.
+    pub fn new(
+        settings: &'a Settings,
+        pair: &'a Pair,
+        http: &'a Http,
+        store: &'a Store,
+        now: DateTime<Utc>,
+    ) -> Context<'a> {
+        Context {
+            settings,
+            pair,
+            http,
+            store,
+            now,
+            window: Window::around(now, pair.window.past_days, pair.window.future_days),
+        }
+    }
 }
 
 /// Builds the source of a pair.
 ///
 /// # Errors
-/// [`ProviderError::Config`] for a kind this build cannot read yet.
-pub fn build_source(ctx: &Context<'_>) -> Result<Box<dyn Source>, ProviderError> {
+/// [`ProviderError::Config`] for a source the configuration cannot make work; others by
+/// cause (a calendar resolved at build time).
+pub fn build_source<'a>(ctx: &Context<'a>) -> Result<Box<dyn Source + 'a>, ProviderError> {
     match &ctx.pair.source {
         Endpoint::Ics(s) => Ok(Box::new(ics::IcsSource::new(s.clone(), ctx.http.clone()))),
-        Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavSource::new(
-            s,
-            ctx.http.clone(),
-            ctx.store,
-        )?)),
+        Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavSource::new(s, ctx)?)),
         other => Err(not_built(ctx, other, "source")),
     }
 }
@@ -261,16 +327,12 @@ pub fn build_source(ctx: &Context<'_>) -> Result<Box<dyn Source>, ProviderError>
 /// Builds the target of a pair.
 ///
 /// # Errors
-/// [`ProviderError::Config`] for a kind this build cannot write yet.
-pub fn build_target(ctx: &Context<'_>) -> Result<Box<dyn Target>, ProviderError> {
+/// [`ProviderError::Config`] for a target the configuration cannot make work; others by
+/// cause.
+pub fn build_target<'a>(ctx: &Context<'a>) -> Result<Box<dyn Target + 'a>, ProviderError> {
     match &ctx.pair.target {
         Endpoint::Ics(s) => Ok(Box::new(ics::IcsTarget::new(s.clone(), &ctx.pair.name)?)),
-        Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavTarget::new(
-            s,
-            ctx.http.clone(),
-            ctx.store,
-            &ctx.pair.name,
-        )?)),
+        Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavTarget::new(s, ctx)?)),
         other => Err(not_built(ctx, other, "target")),
     }
 }

@@ -1,11 +1,12 @@
 //! Per-pair sync state: cursors, the staging area of the current run, the mapping of items to
-//! target events, write-ahead intents and tombstones.
+//! target events and write-ahead intents.
 //!
 //! The staging area is why memory stays bounded by a page: a source read writes each page's
 //! decisions here, the plan is one ordered query over staging and mapping (keys and hashes
 //! only), and bodies are read back one batch at a time when they are written.
 
 use super::{Store, StoreError};
+use crate::plan::{PlanRow, SourceOutcome};
 use rusqlite::{OptionalExtension, params};
 use std::collections::BTreeSet;
 
@@ -19,40 +20,6 @@ pub struct PairState {
     pub cursor_day: Option<String>,
     /// Unix seconds of the last run that ended well.
     pub last_good_sync: Option<i64>,
-}
-
-/// What the policy decided for one source item in this run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceOutcome {
-    /// Its items are staged; any other item of it that is mapped must go.
-    Publish,
-    /// Nothing of it may be published.
-    Withhold,
-    /// Ended before the window: what is published of it stays as it is.
-    Past,
-    /// The source deleted it.
-    Removed,
-}
-
-impl SourceOutcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            SourceOutcome::Publish => "publish",
-            SourceOutcome::Withhold => "withhold",
-            SourceOutcome::Past => "past",
-            SourceOutcome::Removed => "removed",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "publish" => SourceOutcome::Publish,
-            "withhold" => SourceOutcome::Withhold,
-            "past" => SourceOutcome::Past,
-            "removed" => SourceOutcome::Removed,
-            _ => return None,
-        })
-    }
 }
 
 /// An item the source wants published, as staged in this run.
@@ -81,27 +48,6 @@ pub struct MappedRow {
     pub ends_at: Option<i64>,
     /// Unix seconds of the last content change (the published DTSTAMP).
     pub dtstamp: i64,
-}
-
-/// One row of the plan query: an item that is staged, mapped, or both.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanRow {
-    pub item_key: String,
-    pub source_key: String,
-    /// `(hash, ends_at)` when staged in this run.
-    pub staged: Option<(String, Option<i64>)>,
-    /// `(target_id, etag, hash, ends_at)` when mapped.
-    pub mapped: Option<(String, Option<String>, String, Option<i64>)>,
-    /// What this run decided for the item's source item, if it was read.
-    pub source_outcome: Option<SourceOutcome>,
-}
-
-/// A target event calsync deleted (kept for a while: some targets remember deleted ids).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tombstone {
-    pub item_key: String,
-    pub target_id: String,
-    pub deleted_at: i64,
 }
 
 impl Store {
@@ -425,20 +371,11 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
-    /// Forgets a published item (deleted from the target) and leaves a tombstone.
+    /// Forgets a published item (deleted from the target).
     ///
     /// # Errors
     /// SQLite failures.
-    pub fn delete_mapping(&self, pair: &str, item_key: &str, now: i64) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO tombstone (pair, item_key, target_id, deleted_at)
-                 SELECT pair, item_key, target_id, ?3 FROM mapping WHERE pair = ?1 AND item_key = ?2
-                 ON CONFLICT (pair, item_key) DO UPDATE SET target_id = excluded.target_id,
-                   deleted_at = excluded.deleted_at",
-            )
-            .and_then(|mut st| st.execute(params![pair, item_key, now]))
-            .map_err(|e| self.sql(e))?;
+    pub fn delete_mapping(&self, pair: &str, item_key: &str) -> Result<(), StoreError> {
         self.conn()
             .prepare_cached("DELETE FROM mapping WHERE pair = ?1 AND item_key = ?2")
             .and_then(|mut st| st.execute(params![pair, item_key]))
@@ -544,52 +481,6 @@ impl Store {
             .map_err(|e| self.sql(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
-
-    /// The tombstone of a deleted item, if one is kept.
-    ///
-    /// # Errors
-    /// SQLite failures.
-    pub fn tombstone(&self, pair: &str, item_key: &str) -> Result<Option<Tombstone>, StoreError> {
-        self.conn()
-            .query_row(
-                "SELECT item_key, target_id, deleted_at FROM tombstone WHERE pair = ?1 AND item_key = ?2",
-                params![pair, item_key],
-                |r| {
-                    Ok(Tombstone {
-                        item_key: r.get(0)?,
-                        target_id: r.get(1)?,
-                        deleted_at: r.get(2)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(|e| self.sql(e))
-    }
-
-    /// Removes tombstones older than `before` (Unix seconds); returns how many.
-    ///
-    /// # Errors
-    /// SQLite failures.
-    pub fn prune_tombstones(&self, before: i64) -> Result<u64, StoreError> {
-        self.conn()
-            .execute("DELETE FROM tombstone WHERE deleted_at < ?1", [before])
-            .map(|n| n as u64)
-            .map_err(|e| self.sql(e))
-    }
-
-    /// Removes one pair's tombstones older than `before` (Unix seconds); returns how many.
-    ///
-    /// # Errors
-    /// SQLite failures.
-    pub fn prune_pair_tombstones(&self, pair: &str, before: i64) -> Result<u64, StoreError> {
-        self.conn()
-            .execute(
-                "DELETE FROM tombstone WHERE pair = ?1 AND deleted_at < ?2",
-                params![pair, before],
-            )
-            .map(|n| n as u64)
-            .map_err(|e| self.sql(e))
-    }
 }
 
 const MAPPED_COLUMNS: &str =
@@ -674,19 +565,14 @@ mod tests {
     }
 
     #[test]
-    fn deleting_leaves_a_tombstone_and_intents_round_trip() {
+    fn deleting_forgets_only_that_pair_and_intents_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("s.db")).unwrap();
         s.upsert_mapping("p", &mapped("b", "B", "h1")).unwrap();
-        s.delete_mapping("p", "b", 77).unwrap();
-        assert_eq!(s.mapped_count("p").unwrap(), 0);
-        assert_eq!(s.tombstone("p", "b").unwrap().unwrap().target_id, "t-b");
         s.upsert_mapping("q", &mapped("b", "B", "h1")).unwrap();
-        s.delete_mapping("q", "b", 70).unwrap();
-        assert_eq!(s.prune_pair_tombstones("p", 77).unwrap(), 0);
-        assert_eq!(s.prune_pair_tombstones("q", 78).unwrap(), 1);
-        assert!(s.tombstone("p", "b").unwrap().is_some());
-        assert_eq!(s.prune_tombstones(78).unwrap(), 1);
+        s.delete_mapping("p", "b").unwrap();
+        assert_eq!(s.mapped_count("p").unwrap(), 0);
+        assert_eq!(s.mapped_count("q").unwrap(), 1);
         s.add_intent("p", "run1", "b", "create", None, 5).unwrap();
         assert_eq!(
             s.pending_intents("p").unwrap(),

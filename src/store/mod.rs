@@ -12,8 +12,8 @@ mod mapping;
 mod runs;
 
 pub use audit::{AuditEntry, AuditKey, ChainCheck, ChainHead};
-pub use mapping::{MappedRow, PairState, PlanRow, SourceOutcome, StagedItem, Tombstone};
-pub use runs::{ApiCall, RunRecord};
+pub use mapping::{MappedRow, PairState, StagedItem};
+pub use runs::RunRecord;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::fs::{File, OpenOptions};
@@ -155,6 +155,12 @@ const MIGRATIONS: &[&str] = &[
         mac TEXT NOT NULL
     );
     "#,
+    // 2: nothing read the tombstones; a source outcome drops its staged items through an
+    // index (it was a scan per staged source: a quadratic first sync).
+    r#"
+    DROP TABLE tombstone;
+    CREATE INDEX staged_item_by_source ON staged_item (pair, source_key);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -176,6 +182,21 @@ impl std::fmt::Debug for Store {
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
+}
+
+impl StoreError {
+    /// The exit code this error ends a command (or a pair's run) with: the one map from
+    /// state-file problems to exit codes. A file that cannot be used as it is (not calsync's,
+    /// damaged, newer, missing where one must exist) is a configuration problem (78); a file
+    /// in use is "try later" (75), and so is an I/O or SQLite failure on a good file.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StoreError::Unusable { .. } | StoreError::Missing { .. } => crate::exit::CONFIG,
+            StoreError::Locked { .. } | StoreError::Sqlite { .. } | StoreError::Io { .. } => {
+                crate::exit::TEMPFAIL
+            }
+        }
+    }
 }
 
 impl Store {
@@ -238,6 +259,60 @@ impl Store {
         let path = PathBuf::from(":memory:");
         let conn = Connection::open_in_memory().map_err(|e| unusable(&path, &e))?;
         let store = Store { conn, path };
+        store.check_and_migrate()?;
+        Ok(store)
+    }
+
+    /// A copy in memory of the state file at `path` (an empty state when there is none), for
+    /// a dry run: it runs the normal path against the copy, and nothing on disk changes — no
+    /// file, lock, WAL or journal is created, and the copy is dropped at the end.
+    ///
+    /// A file is read as it stands on disk (`immutable`) unless a write-ahead log beside it
+    /// shows a run in progress or one that ended hard; then it is read through that log
+    /// (read-only: the log and its index exist already, nothing new is made).
+    ///
+    /// # Errors
+    /// [`StoreError::Unusable`] as for [`open`](Self::open); SQLite failures.
+    pub fn snapshot(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            let mut store = Store::in_memory()?;
+            store.path = path.to_path_buf();
+            return Ok(store);
+        }
+        if path.is_dir() {
+            return Err(StoreError::Unusable {
+                path: path.to_path_buf(),
+                problem: "is a directory, not a state file".into(),
+            });
+        }
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let immutable = !Path::new(&wal).exists();
+        let uri = format!(
+            "file:{}?mode=ro{}",
+            uri_path(path),
+            if immutable { "&immutable=1" } else { "" }
+        );
+        let disk = Connection::open_with_flags(
+            &uri,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| unusable(path, &e))?;
+        let mut memory = Connection::open_in_memory().map_err(|e| unusable(path, &e))?;
+        {
+            let backup = rusqlite::backup::Backup::new(&disk, &mut memory)
+                .map_err(|e| unusable(path, &e))?;
+            backup
+                .run_to_completion(256, std::time::Duration::ZERO, None)
+                .map_err(|e| unusable(path, &e))?;
+        }
+        drop(disk);
+        let store = Store {
+            conn: memory,
+            path: path.to_path_buf(),
+        };
         store.check_and_migrate()?;
         Ok(store)
     }
@@ -428,6 +503,22 @@ impl Store {
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// A path as the path part of an SQLite `file:` URI (RFC 3986 percent-encoding of what
+/// would end or change the path: `%`, `?`, `#`, and bytes outside printable ASCII).
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::new();
+    for &b in absolute.as_os_str().as_bytes() {
+        match b {
+            b'%' | b'?' | b'#' => out.push_str(&format!("%{b:02X}")),
+            0x21..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 fn unusable(path: &Path, e: &rusqlite::Error) -> StoreError {

@@ -1,6 +1,7 @@
 //! Run history and per-run API metrics, for `history`, `health` and the metrics file.
 
 use super::{Store, StoreError};
+use crate::net::ApiCall;
 use rusqlite::params;
 
 /// One pair's part of one run.
@@ -29,19 +30,6 @@ pub struct RunRecord {
     pub guard_withheld: i64,
     /// The error that ended the pair's run, if any (ids only, never event text).
     pub error: Option<String>,
-}
-
-/// One HTTP attempt, for the per-endpoint metrics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiCall {
-    pub endpoint: String,
-    pub method: String,
-    /// HTTP status, or 0 when no answer came (connection error, timeout).
-    pub status: u16,
-    pub attempt: u32,
-    pub latency_ms: i64,
-    /// Unix milliseconds.
-    pub at: i64,
 }
 
 impl Store {

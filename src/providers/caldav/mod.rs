@@ -22,7 +22,6 @@ use super::ProviderError;
 use crate::config::CaldavSettings;
 use crate::mask::mask_url;
 use crate::net::{Auth, Http, NetError, Request, Response};
-use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use xml::{DavResponse, Multistatus};
 
@@ -140,8 +139,9 @@ fn join(base: &str, href: &str) -> String {
 fn resolve(
     settings: &CaldavSettings,
     dav: &Dav,
-    store: &Store,
+    ctx: &super::Context<'_>,
 ) -> Result<(Collection, bool), ProviderError> {
+    let store = ctx.store;
     let key = format!(
         "caldav.collection.{}",
         crate::hashing::sha256_hex(
@@ -154,7 +154,7 @@ fn resolve(
             .as_bytes()
         )
     );
-    let now = chrono::Utc::now().timestamp();
+    let now = ctx.now.timestamp();
     if let Some(cached) = store.cached(&key, now)?
         && let Ok(collection) = serde_json::from_str::<Collection>(&cached)
     {

@@ -22,10 +22,9 @@ use super::{Collection, Dav, parse_answer};
 use crate::config::CaldavSettings;
 use crate::mask::mask_url;
 use crate::model::SourceKey;
-use crate::net::{Http, NetError};
+use crate::net::NetError;
 use crate::plan::ReadKind;
-use crate::providers::{PageSink, ProviderError, ReadEnd, Source, SourcePage};
-use crate::store::Store;
+use crate::providers::{Context, PageSink, ProviderError, ReadEnd, Source, SourcePage};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
@@ -88,13 +87,9 @@ impl CaldavSource {
     ///
     /// # Errors
     /// Discovery's errors, by cause.
-    pub fn new(
-        settings: &CaldavSettings,
-        http: Http,
-        store: &Store,
-    ) -> Result<Self, ProviderError> {
-        let dav = Dav::new(settings, http);
-        let (collection, _) = super::resolve(settings, &dav, store)?;
+    pub fn new(settings: &CaldavSettings, ctx: &Context<'_>) -> Result<Self, ProviderError> {
+        let dav = Dav::new(settings, ctx.http.clone());
+        let (collection, _) = super::resolve(settings, &dav, ctx)?;
         Ok(CaldavSource { dav, collection })
     }
 

@@ -23,12 +23,12 @@ use super::{Collection, Dav};
 use crate::config::CaldavSettings;
 use crate::ical::{Published, ReadBack};
 use crate::mask::mask_url;
-use crate::model::{ItemKey, PublicEvent};
-use crate::net::{Http, NetError};
-use crate::providers::{Applied, OwnedEvent, ProviderError, Target, Write, WriteError};
-use crate::store::Store;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::model::{ItemKey, Marking, PublicEvent};
+use crate::net::NetError;
+use crate::policy;
+use crate::providers::{
+    Applied, Context, OwnedEvent, ProviderError, Target, Write, WriteError, pool,
+};
 
 /// What a conditional request came to.
 enum Cond<T> {
@@ -68,15 +68,14 @@ impl Found {
             .is_some_and(|t| crate::hashing::is_pair_tag(pair, t))
     }
 
-    /// It holds nothing calsync would not write: every CLASS public, no attendee, organizer,
-    /// alarm or attachment.
+    /// It holds nothing calsync would not write: every CLASS explicitly public, no attendee,
+    /// organizer, alarm or attachment.
     fn is_pristine(&self) -> bool {
         self.item.as_ref().is_some_and(|i| {
             i.foreign.is_empty()
-                && i.classes.iter().all(|c| {
-                    c.as_deref()
-                        .is_some_and(|c| c.eq_ignore_ascii_case("PUBLIC"))
-                })
+                && i.classes
+                    .iter()
+                    .all(|c| policy::is_marked_public(&Marking::Class(c.clone())))
         })
     }
 
@@ -101,19 +100,14 @@ impl CaldavTarget {
     ///
     /// # Errors
     /// Discovery's errors, by cause.
-    pub fn new(
-        settings: &CaldavSettings,
-        http: Http,
-        store: &Store,
-        pair: &str,
-    ) -> Result<Self, ProviderError> {
-        let dav = Dav::new(settings, http);
-        let (collection, checked) = super::resolve(settings, &dav, store)?;
+    pub fn new(settings: &CaldavSettings, ctx: &Context<'_>) -> Result<Self, ProviderError> {
+        let dav = Dav::new(settings, ctx.http.clone());
+        let (collection, checked) = super::resolve(settings, &dav, ctx)?;
         Ok(CaldavTarget {
             dav,
             collection,
             checked,
-            pair: pair.to_string(),
+            pair: ctx.pair.name.clone(),
             concurrency: settings.concurrency.max(1),
         })
     }
@@ -205,11 +199,14 @@ impl CaldavTarget {
 
     fn write(&self, write: &Write) -> Result<Applied, WriteError> {
         match write {
+            // The resource name is derived from the tag and created with If-None-Match, so a
+            // create whose outcome is unknown settles itself: nothing to look up first.
             Write::Create {
                 item,
                 event,
                 tag,
                 dtstamp,
+                outcome_unknown: _,
             } => {
                 let url = self.url_of(item);
                 let body = render(event, tag, *dtstamp)?;
@@ -334,47 +331,7 @@ impl Target for CaldavTarget {
 
     fn apply(&mut self, writes: &[Write]) -> Vec<Result<Applied, WriteError>> {
         let this = &*self;
-        let next = AtomicUsize::new(0);
-        // After a failure no later write can fix (credentials refused, breaker open, a stop
-        // asked), the writes not yet started are not sent.
-        let stop = AtomicBool::new(false);
-        let slots: Vec<Mutex<Option<Result<Applied, WriteError>>>> =
-            writes.iter().map(|_| Mutex::new(None)).collect();
-        std::thread::scope(|scope| {
-            for _ in 0..this.concurrency.min(writes.len()) {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(write) = writes.get(i) else { break };
-                        let result = if stop.load(Ordering::SeqCst) {
-                            Err(WriteError::Failed(ProviderError::Failed {
-                                what: format!("write of {}", write.item()),
-                                detail: "not attempted: an earlier write failed for good".into(),
-                            }))
-                        } else {
-                            this.write(write)
-                        };
-                        if let Err(WriteError::Failed(
-                            ProviderError::Auth { .. }
-                            | ProviderError::BreakerOpen { .. }
-                            | ProviderError::Interrupted,
-                        )) = &result
-                        {
-                            stop.store(true, Ordering::SeqCst);
-                        }
-                        *slots[i].lock().expect("a result slot") = Some(result);
-                    }
-                });
-            }
-        });
-        slots
-            .into_iter()
-            .map(|s| {
-                s.into_inner()
-                    .expect("a result slot")
-                    .expect("every write was taken by a worker")
-            })
-            .collect()
+        pool::apply_writes(writes, this.concurrency, |w| this.write(w))
     }
 
     fn list_owned(&mut self) -> Result<Vec<OwnedEvent>, ProviderError> {
@@ -402,7 +359,7 @@ impl Target for CaldavTarget {
                     target_id: xml::href_path(&r.href),
                     tag,
                     etag: r.props.etag.clone(),
-                    classes: item.classes,
+                    markings: item.classes.into_iter().map(Marking::Class).collect(),
                     foreign: item.foreign,
                     dtstamp: item.dtstamp,
                     event: item.event,

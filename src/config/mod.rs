@@ -6,8 +6,18 @@
 //! naming the file, the key and what is wrong (exit 78). Secrets are read here, once, from a
 //! file (looked up in `$CREDENTIALS_DIRECTORY` first, then beside the config) or from the
 //! environment, and never printed.
+//!
+//! This file holds the file as a whole: the top-level tables, pairs, secrets, paths and
+//! URLs. What each provider kind takes is `endpoint`'s one table.
 
+mod endpoint;
+
+pub use crate::plan::GuardLimits;
 use crate::policy::{Field, RecurrenceMode, Rules, Visibility};
+pub use endpoint::{
+    CaldavSettings, CalendarRef, Endpoint, GoogleSettings, GraphCredential, GraphSettings,
+    IcsLocation, IcsSettings, KINDS, Kind, Side,
+};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -235,40 +245,8 @@ struct RawPair {
     max_delete_min: u32,
     #[serde(default = "defaults::stale_after_minutes")]
     stale_after_minutes: u32,
-    source: RawEndpoint,
-    target: RawEndpoint,
-}
-
-/// One side of a pair as written: every key any kind takes, checked per kind afterwards, so a
-/// key that belongs to another kind is named as such rather than reported as a typo.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEndpoint {
-    kind: String,
-    // graph
-    tenant_id: Option<String>,
-    client_id: Option<String>,
-    client_secret_file: Option<String>,
-    client_secret_env: Option<String>,
-    user: Option<String>,
-    calendar: Option<String>,
-    calendar_id: Option<String>,
-    token_url: Option<String>,
-    base_url: Option<String>,
-    // google
-    service_account_file: Option<String>,
-    service_account_env: Option<String>,
-    subject: Option<String>,
-    default_visibility: Option<String>,
-    // caldav, ics
-    url: Option<String>,
-    username: Option<String>,
-    password_file: Option<String>,
-    password_env: Option<String>,
-    concurrency: Option<usize>,
-    // ics
-    path: Option<PathBuf>,
-    name: Option<String>,
+    source: toml::Table,
+    target: toml::Table,
 }
 
 /// Keys that would hold a secret inline; each has a `_file` / `_env` form instead.
@@ -345,98 +323,11 @@ pub struct HealthSettings {
     pub cursor_warn_days: u32,
 }
 
-/// The deletion guard's thresholds (DESIGN.md, "Never mass-delete").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GuardLimits {
-    pub max_delete_percent: u32,
-    pub max_delete_min: u32,
-}
-
 /// The publishing window in days around now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowDays {
     pub past_days: u32,
     pub future_days: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GraphSettings {
-    pub tenant_id: String,
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub user: String,
-    pub calendar: CalendarRef,
-    pub base_url: String,
-    pub token_url: String,
-}
-
-/// Which calendar of an account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CalendarRef {
-    /// The account's default calendar.
-    Default,
-    /// A calendar by its display name, resolved to an id at run time.
-    Named(String),
-    /// A calendar by id.
-    Id(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GoogleSettings {
-    /// The service account key file's JSON.
-    pub service_account: Secret,
-    pub subject: Option<String>,
-    pub calendar_id: String,
-    pub base_url: String,
-    /// When set, overrides the key file's `token_uri`.
-    pub token_url: Option<String>,
-    /// How `visibility: "default"` is read (source only).
-    pub default_visibility: Visibility,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaldavSettings {
-    pub url: String,
-    /// A calendar's display name to look for under `url` (a server or principal URL).
-    pub calendar: Option<String>,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub concurrency: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IcsLocation {
-    Url(String),
-    Path(PathBuf),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IcsSettings {
-    pub location: IcsLocation,
-    /// The calendar name written into a target file (`X-WR-CALNAME`).
-    pub name: Option<String>,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-}
-
-/// One side of a pair, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    Graph(GraphSettings),
-    Google(GoogleSettings),
-    Caldav(CaldavSettings),
-    Ics(IcsSettings),
-}
-
-impl Endpoint {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Endpoint::Graph(_) => "graph",
-            Endpoint::Google(_) => "google",
-            Endpoint::Caldav(_) => "caldav",
-            Endpoint::Ics(_) => "ics",
-        }
-    }
 }
 
 /// One source → target pair, checked.
@@ -567,9 +458,13 @@ pub fn parse(
     state_override: Option<&Path>,
     env: &Environment,
 ) -> Result<Settings, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+    let doc: toml::Table = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let ctx = Ctx { path, base, env };
+    // A secret written inline is named first, whatever else is wrong: it is the one mistake
+    // that has already exposed something.
+    find_inline_secret(&ctx, &doc)?;
+    let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
 
     let net = RawNet { ..raw.net };
     if net.concurrency == 0 || net.concurrency > 64 {
@@ -772,18 +667,6 @@ impl Ctx<'_> {
         }
     }
 
-    /// A secret that must be given, as `<stem>_file` or `<stem>_env`.
-    fn required_secret(
-        &self,
-        at: &str,
-        stem: &str,
-        file: Option<&str>,
-        env: Option<&str>,
-    ) -> Result<Secret, ConfigError> {
-        self.secret(at, stem, file, env, true)?
-            .ok_or_else(|| self.err(format!("{at}.{stem}_file"), format!("a {stem} is required")))
-    }
-
     fn url(&self, key: &str, url: &str) -> Result<String, ConfigError> {
         check_url(url).map_err(|problem| self.err(key, problem))?;
         Ok(url.trim_end_matches('/').to_string())
@@ -818,13 +701,15 @@ impl Ctx<'_> {
             None => Field::ALL.iter().copied().collect(),
             Some(list) => list.into_iter().collect(),
         };
-        let source = self.endpoint(
+        let source = endpoint::parse(
+            self,
             &format!("{at}.source"),
             rp.source,
             Side::Source,
             concurrency,
         )?;
-        let target = self.endpoint(
+        let target = endpoint::parse(
+            self,
             &format!("{at}.target"),
             rp.target,
             Side::Target,
@@ -856,262 +741,37 @@ impl Ctx<'_> {
             target,
         })
     }
+}
 
-    fn endpoint(
-        &self,
-        at: &str,
-        raw: RawEndpoint,
-        side: Side,
-        concurrency: usize,
-    ) -> Result<Endpoint, ConfigError> {
-        let allowed: &[&str] = match raw.kind.as_str() {
-            "graph" => &[
-                "tenant_id",
-                "client_id",
-                "client_secret_file",
-                "client_secret_env",
-                "user",
-                "calendar",
-                "calendar_id",
-                "token_url",
-                "base_url",
-            ],
-            "google" => &[
-                "service_account_file",
-                "service_account_env",
-                "subject",
-                "calendar_id",
-                "token_url",
-                "base_url",
-                "default_visibility",
-            ],
-            "caldav" => &[
-                "url",
-                "calendar",
-                "username",
-                "password_file",
-                "password_env",
-                "concurrency",
-            ],
-            "ics" => &[
-                "url",
-                "path",
-                "name",
-                "username",
-                "password_file",
-                "password_env",
-            ],
-            other => {
-                return Err(self.err(
-                    format!("{at}.kind"),
-                    format!("unknown kind '{other}': use graph, google, caldav or ics"),
-                ));
-            }
-        };
-        for key in raw.present_keys() {
-            if !allowed.contains(&key) {
-                return Err(self.err(
-                    format!("{at}.{key}"),
-                    format!("key '{key}' does not apply to kind '{}'", raw.kind),
+/// The first secret written inline in a pair's side, as an error pointing to the `_file` and
+/// `_env` forms (the value itself is never echoed).
+fn find_inline_secret(ctx: &Ctx<'_>, doc: &toml::Table) -> Result<(), ConfigError> {
+    let Some(toml::Value::Array(pairs)) = doc.get("pair") else {
+        return Ok(());
+    };
+    for (i, pair) in pairs.iter().enumerate() {
+        let name = pair
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .map(|n| format!("pair '{n}'"))
+            .unwrap_or_else(|| format!("pair[{i}]"));
+        for side in ["source", "target"] {
+            let Some(table) = pair.get(side).and_then(toml::Value::as_table) else {
+                continue;
+            };
+            if let Some(key) = table.keys().find(|k| INLINE_SECRETS.contains(&k.as_str())) {
+                return Err(ctx.err(
+                    format!("{name}.{side}.{key}"),
+                    format!(
+                        "secrets never stand in the configuration: use {key}_file (a file, \
+                         looked up in $CREDENTIALS_DIRECTORY first) or {key}_env (an \
+                         environment variable)"
+                    ),
                 ));
             }
         }
-        let need = |v: Option<String>, key: &str| {
-            v.filter(|s| !s.trim().is_empty())
-                .ok_or_else(|| self.err(format!("{at}.{key}"), format!("{key} is required")))
-        };
-        match raw.kind.as_str() {
-            "graph" => {
-                let calendar = match (raw.calendar, raw.calendar_id) {
-                    (Some(_), Some(_)) => {
-                        return Err(self.err(
-                            format!("{at}.calendar_id"),
-                            "set either calendar (a name) or calendar_id, not both",
-                        ));
-                    }
-                    (Some(name), None) => CalendarRef::Named(name),
-                    (None, Some(id)) => CalendarRef::Id(id),
-                    (None, None) => CalendarRef::Default,
-                };
-                let base_url = raw
-                    .base_url
-                    .unwrap_or_else(|| "https://graph.microsoft.com/v1.0".into());
-                let token_url = raw.token_url.unwrap_or_else(|| {
-                    "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token".into()
-                });
-                let tenant_id = need(raw.tenant_id, "tenant_id")?;
-                let token_url = token_url.replace("{tenant}", &tenant_id);
-                Ok(Endpoint::Graph(GraphSettings {
-                    client_id: need(raw.client_id, "client_id")?,
-                    client_secret: self.required_secret(
-                        at,
-                        "client_secret",
-                        raw.client_secret_file.as_deref(),
-                        raw.client_secret_env.as_deref(),
-                    )?,
-                    user: need(raw.user, "user")?,
-                    calendar,
-                    base_url: self.url(&format!("{at}.base_url"), &base_url)?,
-                    token_url: self.url(&format!("{at}.token_url"), &token_url)?,
-                    tenant_id,
-                }))
-            }
-            "google" => {
-                let default_visibility = match (raw.default_visibility.as_deref(), side) {
-                    (None, _) => Visibility::Private,
-                    (Some(_), Side::Target) => {
-                        return Err(self.err(
-                            format!("{at}.default_visibility"),
-                            "default_visibility applies to a source only",
-                        ));
-                    }
-                    (Some("private"), Side::Source) => Visibility::Private,
-                    (Some("public"), Side::Source) => Visibility::Public,
-                    (Some(other), Side::Source) => {
-                        return Err(self.err(
-                            format!("{at}.default_visibility"),
-                            format!("'{other}' is not \"private\" or \"public\""),
-                        ));
-                    }
-                };
-                let base_url = raw
-                    .base_url
-                    .unwrap_or_else(|| "https://www.googleapis.com/calendar/v3".into());
-                let token_url = match raw.token_url {
-                    Some(u) => Some(self.url(&format!("{at}.token_url"), &u)?),
-                    None => None,
-                };
-                Ok(Endpoint::Google(GoogleSettings {
-                    service_account: self.required_secret(
-                        at,
-                        "service_account",
-                        raw.service_account_file.as_deref(),
-                        raw.service_account_env.as_deref(),
-                    )?,
-                    subject: raw.subject,
-                    calendar_id: need(raw.calendar_id, "calendar_id")?,
-                    base_url: self.url(&format!("{at}.base_url"), &base_url)?,
-                    token_url,
-                    default_visibility,
-                }))
-            }
-            "caldav" => {
-                let url = need(raw.url, "url")?;
-                let password = self.secret(
-                    at,
-                    "password",
-                    raw.password_file.as_deref(),
-                    raw.password_env.as_deref(),
-                    false,
-                )?;
-                if password.is_some() && raw.username.is_none() {
-                    return Err(self.err(
-                        format!("{at}.username"),
-                        "a password is set but no username",
-                    ));
-                }
-                let concurrency = raw.concurrency.unwrap_or(concurrency);
-                if concurrency == 0 || concurrency > 64 {
-                    return Err(self.err(format!("{at}.concurrency"), "must be between 1 and 64"));
-                }
-                Ok(Endpoint::Caldav(CaldavSettings {
-                    url: format!("{}/", self.url(&format!("{at}.url"), &url)?),
-                    calendar: raw.calendar,
-                    username: raw.username,
-                    password,
-                    concurrency,
-                }))
-            }
-            "ics" => {
-                let location = match (raw.url, raw.path, side) {
-                    (Some(_), Some(_), _) => {
-                        return Err(
-                            self.err(format!("{at}.path"), "set either url or path, not both")
-                        );
-                    }
-                    (Some(_), None, Side::Target) => {
-                        return Err(
-                            self.err(format!("{at}.url"), "an ics target is a file: set path")
-                        );
-                    }
-                    (Some(url), None, Side::Source) => {
-                        IcsLocation::Url(self.url(&format!("{at}.url"), &url)?)
-                    }
-                    (None, Some(p), _) => IcsLocation::Path(self.beside(&p)),
-                    (None, None, _) => {
-                        return Err(self.err(
-                            format!("{at}.path"),
-                            match side {
-                                Side::Source => "set url or path",
-                                Side::Target => "path is required",
-                            },
-                        ));
-                    }
-                };
-                let password = self.secret(
-                    at,
-                    "password",
-                    raw.password_file.as_deref(),
-                    raw.password_env.as_deref(),
-                    false,
-                )?;
-                if (password.is_some() || raw.username.is_some())
-                    && !matches!(location, IcsLocation::Url(_))
-                {
-                    return Err(self.err(
-                        format!("{at}.username"),
-                        "username and password apply to a feed url only",
-                    ));
-                }
-                Ok(Endpoint::Ics(IcsSettings {
-                    location,
-                    name: raw.name,
-                    username: raw.username,
-                    password,
-                }))
-            }
-            _ => unreachable!("kinds were checked above"),
-        }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Source,
-    Target,
-}
-
-impl RawEndpoint {
-    /// The names of the keys that were written (besides `kind`).
-    fn present_keys(&self) -> Vec<&'static str> {
-        let mut keys = Vec::new();
-        macro_rules! check {
-            ($($field:ident),*) => { $( if self.$field.is_some() { keys.push(stringify!($field)); } )* };
-        }
-        check!(
-            tenant_id,
-            client_id,
-            client_secret_file,
-            client_secret_env,
-            user,
-            calendar,
-            calendar_id,
-            token_url,
-            base_url,
-            service_account_file,
-            service_account_env,
-            subject,
-            default_visibility,
-            url,
-            username,
-            password_file,
-            password_env,
-            concurrency,
-            path,
-            name
-        );
-        keys
-    }
+    Ok(())
 }
 
 /// A secret read from a file loses one trailing newline (`\n` or `\r\n`), nothing else.
