@@ -40,7 +40,7 @@ complete -c calsync -n "__fish_calsync_needs_command" -f -a "help" -d 'Print thi
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l config -d 'The configuration file (TOML)' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r
-complete -c calsync -n "__fish_calsync_using_subcommand sync" -l dry-run -d 'Plan and report, but write nothing to the target and change no cursor, mapping or history in the state file'
+complete -c calsync -n "__fish_calsync_using_subcommand sync" -l dry-run -d 'Plan and report every create, update and delete (`plan.action`, by item and target id), but change nothing: no target write, and no state file, lock, audit key or metrics file created or touched (the state is read into memory and dropped)'
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l full -d 'Ignore the stored sync cursors and read the whole source again'
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l allow-mass-delete -d 'Apply deletions even when the deletion guard would withhold them (use once, on purpose)'
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -49,7 +49,7 @@ complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l retention-da
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l config -d 'The configuration file (TOML)' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r
-complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l dry-run -d 'Report what would be removed, remove nothing'
+complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l dry-run -d 'Report what would be removed (`plan.action`), remove nothing, and change no file (the state is read into memory and dropped)'
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -s V -l version -d 'Print version'
 complete -c calsync -n "__fish_calsync_using_subcommand validate" -l format -d 'Output format (default: text on a terminal, JSON otherwise)' -r -f -a "text\t'A readable table'

@@ -101,8 +101,9 @@ pub enum Command {
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct SyncArgs {
-    /// Plan and report, but write nothing to the target and change no cursor, mapping or
-    /// history in the state file.
+    /// Plan and report every create, update and delete (`plan.action`, by item and target
+    /// id), but change nothing: no target write, and no state file, lock, audit key or
+    /// metrics file created or touched (the state is read into memory and dropped).
     #[arg(long)]
     pub dry_run: bool,
     /// Ignore the stored sync cursors and read the whole source again.
@@ -118,7 +119,8 @@ pub struct CleanupArgs {
     /// Keep events that ended within this many days (default: each pair's `retention_days`).
     #[arg(long, value_name = "N")]
     pub retention_days: Option<u32>,
-    /// Report what would be removed, remove nothing.
+    /// Report what would be removed (`plan.action`), remove nothing, and change no file
+    /// (the state is read into memory and dropped).
     #[arg(long)]
     pub dry_run: bool,
 }

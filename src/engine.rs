@@ -18,7 +18,8 @@ use crate::plan::{self, Action, Guard, ReadKind};
 use crate::policy::{self, Decision, Window, Withheld};
 use crate::providers::dry_run::DryRun;
 use crate::providers::{
-    self, Context, ProviderError, PublishedSet, ReadEnd, SourcePage, Target, Write, WriteError,
+    self, Context, ProviderError, PublishedSet, ReadEnd, Source, SourcePage, Target, Write,
+    WriteError,
 };
 use crate::store::{MappedRow, RunRecord, StagedItem, Store, StoreError};
 use chrono::{DateTime, TimeZone, Utc};
@@ -28,6 +29,12 @@ use std::collections::{BTreeMap, BTreeSet};
 /// transaction after. Large enough that the pause between batches (the last writes of one
 /// finishing before the next starts) is rare; small enough that an interrupted run stops soon.
 const BATCH: usize = 128;
+
+/// Makes a pair's source and target from its context.
+pub type BuildProviders<'b> = dyn for<'c> FnMut(
+        &Context<'c>,
+    ) -> Result<(Box<dyn Source + 'c>, Box<dyn Target + 'c>), ProviderError>
+    + 'b;
 
 /// How a pass was asked to run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -93,6 +100,18 @@ impl Engine<'_> {
     /// One pass for one pair. Never panics on remote or input problems: every failure ends
     /// in the report's exit code.
     pub fn sync_pair(&self, pair: &Pair, opts: SyncOptions) -> PairReport {
+        self.sync_pair_with(pair, opts, &mut |ctx| {
+            Ok((providers::build_source(ctx)?, providers::build_target(ctx)?))
+        })
+    }
+
+    /// [`sync_pair`](Self::sync_pair) with the providers `build` makes (tests hand in fakes).
+    pub fn sync_pair_with(
+        &self,
+        pair: &Pair,
+        opts: SyncOptions,
+        build: &mut BuildProviders<'_>,
+    ) -> PairReport {
         let started = Utc::now();
         let mut record = RunRecord {
             run_id: self.run_id.to_string(),
@@ -107,7 +126,7 @@ impl Engine<'_> {
         log::info!(event = "pair.started", pair = pair.name.as_str(), source = pair.source.kind(),
                    target = pair.target.kind(), dry_run = opts.dry_run; "sync of pair started");
         let mut counts = Counts::default();
-        let result = self.run_pass(pair, opts, &mut counts);
+        let result = self.run_pass(pair, opts, build, &mut counts);
         let (exit_code, outcome, read_kind, error) = match result {
             Ok(done) => (
                 done.exit_code,
@@ -205,11 +224,11 @@ impl Engine<'_> {
         &self,
         pair: &Pair,
         opts: SyncOptions,
+        build: &mut BuildProviders<'_>,
         counts: &mut Counts,
     ) -> Result<PassEnd, ProviderError> {
         let ctx = Context::new(self.settings, pair, self.http, self.store, self.now);
-        let mut source = providers::build_source(&ctx)?;
-        let mut target = providers::build_target(&ctx)?;
+        let (mut source, mut target) = build(&ctx)?;
         if opts.dry_run {
             target = Box::new(DryRun::new(target, &pair.name));
         }
@@ -782,3 +801,6 @@ impl PublishedSet for StoredPublished<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

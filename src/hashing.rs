@@ -5,7 +5,7 @@
 //! UID (which can name internal hosts), and a lost state file can be rebuilt by recomputing
 //! the tags of the source's items.
 
-use crate::model::{ItemKey, PublicEvent};
+use crate::model::ItemKey;
 use sha2::{Digest, Sha256};
 
 /// The 32-byte digest every derived name of an item comes from.
@@ -85,11 +85,6 @@ fn base32hex_lower(bytes: &[u8]) -> String {
         out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
     }
     out
-}
-
-/// The content hash of a published event: SHA-256 of its canonical JSON, hex.
-pub fn content_hash(event: &PublicEvent) -> String {
-    hex(&Sha256::digest(event.canonical_json().as_bytes()))
 }
 
 /// SHA-256 of arbitrary bytes, hex (feeds, config files).

@@ -86,11 +86,6 @@ impl PartialOrd for Moment {
 }
 
 impl Moment {
-    /// True for an all-day (DATE) value.
-    pub fn is_date(&self) -> bool {
-        matches!(self, Moment::Date(_))
-    }
-
     /// The wall-clock (or UTC) date-time, midnight for a date.
     pub fn naive(&self) -> NaiveDateTime {
         match self {

@@ -8,6 +8,7 @@
 //! deadline. Everything else is returned at once.
 
 pub mod breaker;
+pub mod oauth;
 mod retry;
 
 pub use breaker::Breakers;
@@ -107,10 +108,6 @@ impl Response {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -137,6 +134,9 @@ pub enum NetError {
     /// The run was asked to stop before the request was sent.
     #[error("{endpoint}: interrupted")]
     Interrupted { endpoint: String },
+    /// A token endpoint refused the grant (bad secret or key, app unknown, not allowed).
+    #[error("{endpoint}: {detail}")]
+    AuthRefused { endpoint: String, detail: String },
 }
 
 impl NetError {
@@ -146,7 +146,8 @@ impl NetError {
             NetError::Status { endpoint, .. }
             | NetError::Transport { endpoint, .. }
             | NetError::BreakerOpen { endpoint }
-            | NetError::Interrupted { endpoint } => endpoint,
+            | NetError::Interrupted { endpoint }
+            | NetError::AuthRefused { endpoint, .. } => endpoint,
         }
     }
 
@@ -157,14 +158,16 @@ impl NetError {
                 retry::is_retryable_status(*status, reason.as_deref())
             }
             NetError::Transport { .. } => true,
-            NetError::BreakerOpen { .. } | NetError::Interrupted { .. } => false,
+            NetError::BreakerOpen { .. }
+            | NetError::Interrupted { .. }
+            | NetError::AuthRefused { .. } => false,
         }
     }
 
     /// Credentials refused (401, or a 403 that is not a rate limit).
     pub fn is_auth(&self) -> bool {
         match self {
-            NetError::Status { status: 401, .. } => true,
+            NetError::AuthRefused { .. } | NetError::Status { status: 401, .. } => true,
             NetError::Status {
                 status: 403,
                 reason,
@@ -203,8 +206,6 @@ pub struct Http {
     deadline: Instant,
     calls: Arc<Mutex<Vec<ApiCall>>>,
     breakers: Breakers,
-    /// Sleeps between retries; replaced in tests so they need not wait.
-    sleeper: Arc<dyn Fn(Duration) + Send + Sync>,
 }
 
 impl std::fmt::Debug for Http {
@@ -239,7 +240,6 @@ impl Http {
             deadline: Instant::now() + Duration::from_secs(net.deadline_seconds),
             calls: Arc::new(Mutex::new(Vec::new())),
             breakers: Breakers::default(),
-            sleeper: Arc::new(std::thread::sleep),
         })
     }
 
@@ -252,12 +252,6 @@ impl Http {
     /// The run's circuit breakers.
     pub fn breakers(&self) -> &Breakers {
         &self.breakers
-    }
-
-    /// Replaces how the client waits between retries (tests record instead of sleeping).
-    pub fn with_sleeper(mut self, sleeper: Arc<dyn Fn(Duration) + Send + Sync>) -> Self {
-        self.sleeper = sleeper;
-        self
     }
 
     /// Every attempt made so far (drained: each call is returned once).
@@ -336,7 +330,7 @@ impl Http {
                 status = result.as_ref().err().and_then(NetError::status).unwrap_or(0);
                 "retrying after a transient failure"
             );
-            (self.sleeper)(wait);
+            std::thread::sleep(wait);
         }
     }
 

@@ -521,6 +521,30 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
+/// Access tokens live in the cache table until they expire. A failure to keep one costs a
+/// token request next run, nothing more: it is logged, not raised.
+impl crate::net::oauth::TokenCache for Store {
+    fn load_token(&self, key: &str, now: i64) -> Option<crate::net::oauth::AccessToken> {
+        let row: Option<(String, i64)> = self
+            .conn
+            .query_row(
+                "SELECT value, expires_at FROM cache WHERE key = ?1 AND expires_at > ?2",
+                rusqlite::params![key, now],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .ok()
+            .flatten();
+        row.map(|(value, expires_at)| crate::net::oauth::AccessToken { value, expires_at })
+    }
+
+    fn save_token(&self, key: &str, token: &crate::net::oauth::AccessToken) {
+        if let Err(e) = self.cache(key, &token.value, token.expires_at) {
+            log::warn!(event = "state.error"; "cannot keep an access token: {e}");
+        }
+    }
+}
+
 fn unusable(path: &Path, e: &rusqlite::Error) -> StoreError {
     let problem = match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase) => {
