@@ -63,6 +63,9 @@ pub struct Counts {
     pub failed: u64,
     /// Deletions withheld by the guard.
     pub guard_withheld: u64,
+    /// Deletions of events the source withdrew explicitly (private, cancelled, excluded);
+    /// part of `deleted`.
+    pub withdrawn: u64,
     /// Source items read.
     pub read: u64,
 }
@@ -165,6 +168,7 @@ impl Engine<'_> {
             record.skipped = counts.skipped as i64;
             record.failed = counts.failed as i64;
             record.guard_withheld = counts.guard_withheld as i64;
+            record.withdrawn = counts.withdrawn as i64;
             record.error = error.clone();
             if let Err(e) = self.store.finish_run(&record) {
                 log::error!(event = "state.error", pair = pair.name.as_str(); "{e}");
@@ -195,6 +199,7 @@ impl Engine<'_> {
             skipped = counts.skipped,
             failed = counts.failed,
             guard_withheld = counts.guard_withheld,
+            withdrawn = counts.withdrawn,
             duration_ms = (finished - started).num_milliseconds().max(0) as u64;
             "sync of pair finished"
         );
@@ -299,12 +304,11 @@ impl Engine<'_> {
                 log::warn!(event = "guard.overridden", pair = pair.name.as_str(), deletes = deletes,
                            mapped = mapped; "deletion guard overridden by --allow-mass-delete");
             } else {
-                plan.actions.retain(|a| !matches!(a, Action::Delete { .. }));
-                counts.guard_withheld = deletes;
+                counts.guard_withheld = plan.withhold_deletions();
                 exit_code = exit::FAILED;
                 advance_cursor = false;
                 error = Some(format!(
-                    "deletion guard tripped: {deletes} of {mapped} published events would be deleted"
+                    "deletion guard tripped: {deletes} of {mapped} published events would be deleted (withdrawals, which go ahead, not counted)"
                 ));
                 log::error!(
                     event = "guard.tripped",
@@ -481,8 +485,16 @@ impl Engine<'_> {
                     Decision::Publish {
                         items,
                         withheld_instances,
+                        capped,
                     } => {
                         counts.withheld_instances += withheld_instances as u64;
+                        if capped > 0 {
+                            log::warn!(event = "series.capped", pair = pair.name.as_str(),
+                                       source_key = event.key.0.as_str(),
+                                       mirrored = items.len() as u64, left_out = capped as u64,
+                                       max_occurrences = pair.rules.max_occurrences as u64;
+                                       "series has more occurrences in the window than max_occurrences: the earliest are mirrored");
+                        }
                         s.stage_source(&pair.name, &event.key.0, SourceOutcome::Publish)?;
                         for item in items {
                             s.stage_item(&pair.name, &staged(event, item))?;
@@ -495,7 +507,12 @@ impl Engine<'_> {
                                         source_key = event.key.0.as_str(), reason = reason.as_str();
                                         "source event withheld");
                         }
-                        s.stage_source(&pair.name, &event.key.0, SourceOutcome::Withhold)?;
+                        let outcome = if reason.is_withdrawal(&event.main, &pair.rules) {
+                            SourceOutcome::Withdraw
+                        } else {
+                            SourceOutcome::Withhold
+                        };
+                        s.stage_source(&pair.name, &event.key.0, outcome)?;
                     }
                     Decision::Past => {
                         s.stage_source(&pair.name, &event.key.0, SourceOutcome::Past)?
@@ -530,6 +547,18 @@ impl Engine<'_> {
                 .unwrap_or(self.now);
             let mut writes = Vec::with_capacity(batch.len());
             let mut bodies = Vec::with_capacity(batch.len());
+            let withdrawals: Vec<bool> = batch
+                .iter()
+                .map(|a| {
+                    matches!(
+                        a,
+                        Action::Delete {
+                            withdrawn: true,
+                            ..
+                        }
+                    )
+                })
+                .collect();
             for action in batch {
                 let item = ItemKey(action.item_key().to_string());
                 let tag = hashing::item_tag(&pair.name, &item);
@@ -586,7 +615,12 @@ impl Engine<'_> {
             let prepared: Vec<Prepared> = writes
                 .into_iter()
                 .zip(bodies)
-                .map(|(write, staged)| Prepared { write, staged })
+                .zip(withdrawals)
+                .map(|((write, staged), withdrawn)| Prepared {
+                    write,
+                    staged,
+                    withdrawn,
+                })
                 .collect();
             let mut tally = Tally::default();
             let written = write_batch(
@@ -601,6 +635,7 @@ impl Engine<'_> {
             counts.created += tally.created;
             counts.updated += tally.updated;
             counts.deleted += tally.deleted;
+            counts.withdrawn += tally.withdrawn;
             counts.failed += tally.failed;
             if let Some(p) = &progress {
                 p.inc(batch.len() as u64);
@@ -618,6 +653,8 @@ impl Engine<'_> {
 pub struct Prepared {
     pub write: Write,
     pub staged: Option<StagedItem>,
+    /// A deletion the source asked for explicitly (counted as `withdrawn`).
+    pub withdrawn: bool,
 }
 
 /// What one batch's writes did.
@@ -626,6 +663,8 @@ pub struct Tally {
     pub created: u64,
     pub updated: u64,
     pub deleted: u64,
+    /// Deletions that were withdrawals (also counted in `deleted`).
+    pub withdrawn: u64,
     pub failed: u64,
 }
 
@@ -668,6 +707,11 @@ pub fn write_batch(
                 (Write::Delete { .. }, Ok(_)) => {
                     s.delete_mapping(pair, item)?;
                     tally.deleted += 1;
+                    if p.withdrawn {
+                        tally.withdrawn += 1;
+                        log::info!(event = "event.withdrawn", pair = pair, item = item.as_str();
+                                   "removed from the target: the source withdrew it (private, cancelled or excluded)");
+                    }
                 }
                 (Write::Create { .. } | Write::Update { .. }, Ok(applied)) => {
                     let staged = p.staged.as_ref().expect("creates and updates carry a body");

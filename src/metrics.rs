@@ -60,7 +60,7 @@ pub struct PairMetrics {
 pub struct PairRun {
     pub exit_code: i32,
     /// Events by what happened to them: `created`, `updated`, `deleted`, `unchanged`,
-    /// `withheld`, `failed`, `skipped`, `guard_withheld`.
+    /// `withheld`, `failed`, `skipped`, `guard_withheld`, `withdrawn`.
     pub events: Vec<(&'static str, u64)>,
     /// Source items withheld, by reason (`not_public`, `cancelled`, …, and `occurrence` for
     /// single occurrences cut out of a published series).
@@ -98,6 +98,7 @@ impl PairRun {
                 ("failed", c.failed),
                 ("skipped", c.skipped),
                 ("guard_withheld", c.guard_withheld),
+                ("withdrawn", c.withdrawn),
             ],
             withheld,
         }

@@ -18,8 +18,12 @@ pub struct GuardLimits {
 pub enum SourceOutcome {
     /// Its items are staged; any other item of it that is mapped must go.
     Publish,
-    /// Nothing of it may be published.
+    /// Nothing of it may be published, for want of something: a marking missing or unknown,
+    /// an item that cannot be read, a move out of the window.
     Withhold,
+    /// Nothing of it may be published, on the source's explicit word: private, personal or
+    /// confidential, cancelled, or newly excluded. Never held back by the guard.
+    Withdraw,
     /// Ended before the window: what is published of it stays as it is.
     Past,
     /// The source deleted it.
@@ -31,6 +35,7 @@ impl SourceOutcome {
         match self {
             SourceOutcome::Publish => "publish",
             SourceOutcome::Withhold => "withhold",
+            SourceOutcome::Withdraw => "withdraw",
             SourceOutcome::Past => "past",
             SourceOutcome::Removed => "removed",
         }
@@ -40,6 +45,7 @@ impl SourceOutcome {
         Some(match s {
             "publish" => SourceOutcome::Publish,
             "withhold" => SourceOutcome::Withhold,
+            "withdraw" => SourceOutcome::Withdraw,
             "past" => SourceOutcome::Past,
             "removed" => SourceOutcome::Removed,
             _ => return None,
@@ -98,6 +104,9 @@ pub enum Action {
         item_key: String,
         target_id: String,
         etag: Option<String>,
+        /// The source withdrew it explicitly (private, cancelled, excluded): applied first,
+        /// never held back by the guard.
+        withdrawn: bool,
     },
 }
 
@@ -138,6 +147,37 @@ impl Plan {
     pub fn deletes(&self) -> u64 {
         self.count("delete")
     }
+
+    /// Deletions the source asked for explicitly (withdrawals).
+    pub fn withdrawals(&self) -> u64 {
+        self.actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Delete {
+                        withdrawn: true,
+                        ..
+                    }
+                )
+            })
+            .count() as u64
+    }
+
+    /// Drops the deletions the guard judges (all but withdrawals); returns how many.
+    pub fn withhold_deletions(&mut self) -> u64 {
+        let before = self.actions.len();
+        self.actions.retain(|a| {
+            !matches!(
+                a,
+                Action::Delete {
+                    withdrawn: false,
+                    ..
+                }
+            )
+        });
+        (before - self.actions.len()) as u64
+    }
 }
 
 /// What happens to one item, given what this run staged for it and what is mapped.
@@ -164,8 +204,17 @@ pub fn action_for(row: &PlanRow, read: ReadKind, window_from: i64) -> Option<Act
         }),
         // Neither staged nor mapped cannot come out of the plan query.
         (None, None, _, _) => None,
+        // The source withdrew it explicitly (private, cancelled, excluded): it goes, first.
+        (None, Some((target_id, etag, _, _)), Some(SourceOutcome::Withdraw), _) => {
+            Some(Action::Delete {
+                item_key: row.item_key.clone(),
+                target_id: target_id.clone(),
+                etag: etag.clone(),
+                withdrawn: true,
+            })
+        }
         // Its source item was read and published, withheld or removed, and this item is not
-        // among what it publishes now (private, cancelled, moved out, an occurrence gone).
+        // among what it publishes now (marking unknown, moved out, an occurrence gone).
         (
             None,
             Some((target_id, etag, _, _)),
@@ -175,6 +224,7 @@ pub fn action_for(row: &PlanRow, read: ReadKind, window_from: i64) -> Option<Act
             item_key: row.item_key.clone(),
             target_id: target_id.clone(),
             etag: etag.clone(),
+            withdrawn: false,
         }),
         // Its source item ended before the window: leave it.
         (None, Some(_), Some(SourceOutcome::Past), _) => None,
@@ -189,18 +239,26 @@ pub fn action_for(row: &PlanRow, read: ReadKind, window_from: i64) -> Option<Act
                     item_key: row.item_key.clone(),
                     target_id: target_id.clone(),
                     etag: etag.clone(),
+                    withdrawn: false,
                 })
             }
         }
     }
 }
 
-/// Builds the plan from the plan query's rows (ordered by item key).
+/// Builds the plan from the plan query's rows (ordered by item key): withdrawals first, then
+/// the rest in item-key order.
 pub fn plan(rows: &[PlanRow], read: ReadKind, window_from: i64) -> Plan {
     let mut p = Plan::default();
+    let mut rest = Vec::new();
     for row in rows {
         match action_for(row, read, window_from) {
-            Some(action) => p.actions.push(action),
+            Some(
+                action @ Action::Delete {
+                    withdrawn: true, ..
+                },
+            ) => p.actions.push(action),
+            Some(action) => rest.push(action),
             None if row.mapped.is_some() => {
                 let aged_out = row.staged.is_none()
                     && (row.source_outcome == Some(SourceOutcome::Past)
@@ -214,6 +272,7 @@ pub fn plan(rows: &[PlanRow], read: ReadKind, window_from: i64) -> Plan {
             None => {}
         }
     }
+    p.actions.extend(rest);
     p
 }
 
@@ -230,11 +289,15 @@ pub enum Guard {
     },
 }
 
-/// Judges a plan before it runs. It trips only while more than `max_delete_min` items are
-/// mapped, when the plan deletes more than `max_delete_percent` of them, or when a full read
-/// found the source empty and the plan would delete anything.
+/// Judges a plan before it runs. Withdrawals are not judged: they are neither counted among
+/// the deletions nor among the mapped items the percentage is taken over. Over the rest, it
+/// trips only while more than `max_delete_min` items are mapped, when the plan deletes more
+/// than `max_delete_percent` of them, or when a full read found the source empty and the
+/// plan would delete anything.
 pub fn guard(plan: &Plan, mapped: u64, source_empty: bool, limits: GuardLimits) -> Guard {
-    let deletes = plan.deletes();
+    let withdrawals = plan.withdrawals();
+    let deletes = plan.deletes() - withdrawals;
+    let mapped = mapped.saturating_sub(withdrawals);
     if deletes == 0 || mapped <= u64::from(limits.max_delete_min) {
         return Guard::Pass;
     }
@@ -360,6 +423,12 @@ mod tests {
                 Full,
                 Some("delete"),
             ),
+            (
+                "withdrawn",
+                row(None, Some(("h", Some(900))), Some(Withdraw)),
+                Delta,
+                Some("delete"),
+            ),
         ];
         for (what, r, read, want) in cases {
             let got = action_for(r, *read, FROM);
@@ -383,16 +452,62 @@ mod tests {
     }
 
     fn plan_deleting(n: usize) -> Plan {
+        plan_with(n, 0)
+    }
+
+    fn plan_with(absent: usize, withdrawn: usize) -> Plan {
+        let delete = |i: usize, withdrawn: bool| Action::Delete {
+            item_key: format!("k{i}"),
+            target_id: format!("t{i}"),
+            etag: None,
+            withdrawn,
+        };
         Plan {
-            actions: (0..n)
-                .map(|i| Action::Delete {
-                    item_key: format!("k{i}"),
-                    target_id: format!("t{i}"),
-                    etag: None,
-                })
+            actions: (0..withdrawn)
+                .map(|i| delete(i, true))
+                .chain((withdrawn..withdrawn + absent).map(|i| delete(i, false)))
                 .collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn withdrawals_are_never_held_back_and_not_counted_by_the_guard() {
+        let limits = GuardLimits {
+            max_delete_percent: 50,
+            max_delete_min: 10,
+        };
+        // 15 of 20 turned private: all go, the guard does not trip.
+        assert_eq!(guard(&plan_with(0, 15), 20, false, limits), Guard::Pass);
+        // 15 withdrawn and 3 absent of 20: the 3 are judged against the 5 not withdrawn…
+        assert!(matches!(
+            guard(&plan_with(3, 15), 20, false, limits),
+            Guard::Pass
+        ));
+        // …and 8 absent of 30 with 15 withdrawn: 8 of 15 is over half.
+        assert_eq!(
+            guard(&plan_with(8, 15), 30, false, limits),
+            Guard::Tripped {
+                deletes: 8,
+                mapped: 15,
+                source_empty: false
+            }
+        );
+        let mut p = plan_with(8, 15);
+        assert_eq!(p.withhold_deletions(), 8);
+        assert_eq!(p.withdrawals(), 15);
+        assert_eq!(p.deletes(), 15);
+    }
+
+    #[test]
+    fn withdrawals_come_first_in_a_plan() {
+        let mut withdrawn = row(None, Some(("h", Some(900))), Some(SourceOutcome::Withdraw));
+        withdrawn.item_key = "z".into();
+        let mut created = row(Some("h"), None, Some(SourceOutcome::Publish));
+        created.item_key = "a".into();
+        let p = plan(&[created, withdrawn], ReadKind::Delta, FROM);
+        let keys: Vec<&str> = p.actions.iter().map(Action::item_key).collect();
+        assert_eq!(keys, ["z", "a"]);
     }
 
     #[test]

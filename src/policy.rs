@@ -59,6 +59,9 @@ pub struct Rules {
     pub exclude_categories: Vec<String>,
     pub recurrence: RecurrenceMode,
     pub default_visibility: Visibility,
+    /// With `expand`, the most occurrences of one series mirrored (the earliest in the
+    /// window).
+    pub max_occurrences: usize,
 }
 
 /// The window of time a run mirrors, fixed at the start of the run.
@@ -94,6 +97,21 @@ pub enum Withheld {
 }
 
 impl Withheld {
+    /// Whether withholding this item withdraws it on the source's explicit word — marked
+    /// private, personal or confidential, cancelled, or in an excluded category — rather than
+    /// for want of something (an unknown or missing marking, an unreadable item, a move out
+    /// of the window). A withdrawal is removed from the target however many there are; the
+    /// deletion guard holds back only the other kind (DESIGN.md, "Never mass-delete").
+    pub fn is_withdrawal(self, details: &Details, rules: &Rules) -> bool {
+        match self {
+            Withheld::Cancelled | Withheld::Excluded => true,
+            Withheld::NotPublic => {
+                is_explicitly_private(&details.marking, rules.default_visibility)
+            }
+            Withheld::OutOfWindow | Withheld::Invalid => false,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Withheld::NotPublic => "not_public",
@@ -122,6 +140,9 @@ pub enum Decision {
         items: Vec<Publish>,
         /// Overridden instances withheld from the series (each private/cancelled/excluded one).
         withheld_instances: usize,
+        /// Occurrences in the window left out because the series has more than
+        /// `max_occurrences` (`expand` only; the earliest are kept).
+        capped: usize,
     },
     /// Publish nothing of this item; anything published of it must go.
     Withhold(Withheld),
@@ -149,6 +170,24 @@ pub fn is_public(marking: &Marking, default_visibility: Visibility) -> bool {
         // Google leaves visibility out when it is "default".
         Marking::Visibility(None) => default_visibility == Visibility::Public,
         Marking::Visibility(Some(_)) => false,
+    }
+}
+
+/// Is a marking a known value that says "not public" — as opposed to one that is missing or
+/// unknown? Google's `default` (written or, as Google does, left out) counts when the pair
+/// reads the calendar's default as private: the documentation defines an absent visibility
+/// as `default`, so it is a statement, not a gap.
+pub fn is_explicitly_private(marking: &Marking, default_visibility: Visibility) -> bool {
+    let any = |v: &str, words: &[&str]| words.iter().any(|w| v.trim().eq_ignore_ascii_case(w));
+    match marking {
+        Marking::Class(Some(v)) => any(v, &["PRIVATE", "CONFIDENTIAL"]),
+        Marking::Sensitivity(Some(v)) => any(v, &["personal", "private", "confidential"]),
+        Marking::Visibility(Some(v)) if any(v, &["private", "confidential"]) => true,
+        Marking::Visibility(Some(v)) if any(v, &["default"]) => {
+            default_visibility == Visibility::Private
+        }
+        Marking::Visibility(None) => default_visibility == Visibility::Private,
+        Marking::Class(None) | Marking::Sensitivity(None) | Marking::Visibility(Some(_)) => false,
     }
 }
 
@@ -276,6 +315,7 @@ fn decide_single(pair: &str, event: &SourceEvent, rules: &Rules, window: &Window
             ends_at: Some(end),
         }],
         withheld_instances: 0,
+        capped: 0,
     }
 }
 
@@ -384,6 +424,7 @@ fn decide_series(pair: &str, event: &SourceEvent, rules: &Rules, window: &Window
                     ends_at,
                 }],
                 withheld_instances,
+                capped: 0,
             }
         }
         RecurrenceMode::Expand => {
@@ -415,10 +456,15 @@ fn decide_series(pair: &str, event: &SourceEvent, rules: &Rules, window: &Window
                     ov.details.effective_end().to_utc(),
                 ));
             }
+            // A bound on what one series may put in the target: the earliest occurrences.
+            items.sort_by_key(|i| i.event.details.start.to_utc());
+            let capped = items.len().saturating_sub(rules.max_occurrences);
+            items.truncate(rules.max_occurrences);
             items.sort_by(|a, b| a.item.cmp(&b.item));
             Decision::Publish {
                 items,
                 withheld_instances,
+                capped,
             }
         }
     }
@@ -451,6 +497,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_explicit_markings_withdraw() {
+        use Marking::*;
+        let s = |v: &str| Some(v.to_string());
+        let private = super::Visibility::Private;
+        let cases: &[(Marking, super::Visibility, bool)] = &[
+            (Class(s("PRIVATE")), private, true),
+            (Class(s("confidential")), private, true),
+            (Class(s("X-SECRET")), private, false),
+            (Class(None), private, false),
+            (Sensitivity(s("personal")), private, true),
+            (Sensitivity(s("private")), private, true),
+            (Sensitivity(s("confidential")), private, true),
+            (Sensitivity(s("secret")), private, false),
+            (Sensitivity(None), private, false),
+            (Visibility(s("private")), private, true),
+            (Visibility(s("confidential")), private, true),
+            (Visibility(s("default")), private, true),
+            (Visibility(None), private, true),
+            (Visibility(None), super::Visibility::Public, false),
+            (Visibility(s("unheard-of")), private, false),
+        ];
+        for (m, default, want) in cases {
+            assert_eq!(
+                is_explicitly_private(m, *default),
+                *want,
+                "{m:?} {default:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_target_must_carry_the_explicit_public_marking() {
         use Marking::*;
         let s = |v: &str| Some(v.to_string());
@@ -479,6 +556,7 @@ mod tests {
             exclude_categories: vec!["Staff only".into()],
             recurrence: RecurrenceMode::Preserve,
             default_visibility: Visibility::Private,
+            max_occurrences: 1000,
         }
     }
 
@@ -677,6 +755,7 @@ mod tests {
         let Decision::Publish {
             items,
             withheld_instances,
+            ..
         } = decide("p", &series(), &rules(), &window())
         else {
             panic!("the series should publish")
@@ -745,6 +824,37 @@ mod tests {
         assert!(!starts.contains("2027-04-07T18:00:00[Europe/Berlin]"));
         let keys: BTreeSet<&ItemKey> = items.iter().map(|i| &i.item).collect();
         assert_eq!(keys.len(), 7, "each occurrence has its own key");
+    }
+
+    #[test]
+    fn expand_mirrors_at_most_max_occurrences_the_earliest() {
+        let mut r = rules();
+        r.recurrence = RecurrenceMode::Expand;
+        r.max_occurrences = 3;
+        let Decision::Publish { items, capped, .. } = decide("p", &series(), &r, &window()) else {
+            panic!("should publish")
+        };
+        assert_eq!((items.len(), capped), (3, 4));
+        let mut starts: Vec<DateTime<Utc>> = items
+            .iter()
+            .map(|i| i.event.details.start.to_utc())
+            .collect();
+        starts.sort();
+        let Decision::Publish { items: all, .. } = decide(
+            "p",
+            &series(),
+            &Rules {
+                max_occurrences: 1000,
+                ..r.clone()
+            },
+            &window(),
+        ) else {
+            panic!("should publish")
+        };
+        let mut every: Vec<DateTime<Utc>> =
+            all.iter().map(|i| i.event.details.start.to_utc()).collect();
+        every.sort();
+        assert_eq!(starts, every[..3]);
     }
 
     #[test]

@@ -27,6 +27,7 @@ fn http() -> Http {
         timeout_seconds: 5,
         deadline_seconds: 30,
         concurrency: 4,
+        ..Default::default()
     })
     .unwrap()
 }

@@ -332,6 +332,7 @@ fn apply(
         .map(|write| Prepared {
             write,
             staged: None,
+            withdrawn: false,
         })
         .collect();
     for batch in prepared.chunks(BATCH) {

@@ -186,6 +186,8 @@ pub struct Summary {
     pub created: i64,
     pub updated: i64,
     pub deleted: i64,
+    /// Deletions of events the source withdrew (part of `deleted`).
+    pub withdrawn: i64,
     pub withheld: i64,
     pub failed_writes: i64,
 }
@@ -205,6 +207,7 @@ pub fn summarize(runs: &[RunRecord]) -> Summary {
         s.created += r.created;
         s.updated += r.updated;
         s.deleted += r.deleted;
+        s.withdrawn += r.withdrawn;
         s.withheld += r.withheld;
         s.failed_writes += r.failed;
     }
@@ -362,6 +365,7 @@ fn run_json(r: &RunRecord) -> serde_json::Value {
         "skipped": r.skipped,
         "failed": r.failed,
         "guard_withheld": r.guard_withheld,
+        "withdrawn": r.withdrawn,
         "error": r.error,
     })
 }
@@ -384,8 +388,19 @@ fn text(
 ) -> String {
     let mut out = format!("RUNS (newest {} of {total})\n", listed.len());
     let mut t = Table::new(&[
-        "STARTED", "PAIR", "COMMAND", "OUTCOME", "EXIT", "READ", "CREATED", "UPDATED", "DELETED",
-        "WITHHELD", "FAILED", "DURATION",
+        "STARTED",
+        "PAIR",
+        "COMMAND",
+        "OUTCOME",
+        "EXIT",
+        "READ",
+        "CREATED",
+        "UPDATED",
+        "DELETED",
+        "WITHDRAWN",
+        "WITHHELD",
+        "FAILED",
+        "DURATION",
     ]);
     for r in listed {
         t.row(vec![
@@ -398,6 +413,7 @@ fn text(
             r.created.to_string(),
             r.updated.to_string(),
             r.deleted.to_string(),
+            r.withdrawn.to_string(),
             r.withheld.to_string(),
             r.failed.to_string(),
             opt_ms(duration_ms(r)),

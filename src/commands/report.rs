@@ -52,7 +52,7 @@ pub fn endpoints_of(pair: &Pair) -> Vec<String> {
             Endpoint::Caldav(c) => urls.push(&c.url),
             Endpoint::Ics(i) => {
                 if let IcsLocation::Url(u) = &i.location {
-                    urls.push(u);
+                    urls.push(u.expose());
                 }
             }
         }

@@ -51,6 +51,7 @@ pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
                     "withheld": report.counts.withheld,
                     "withheld_instances": report.counts.withheld_instances,
                     "guard_withheld": report.counts.guard_withheld,
+                    "withdrawn": report.counts.withdrawn,
                 }),
             );
             super::audit_log::auth(&session, pair, report.exit_code, report.error.as_deref());
@@ -94,6 +95,7 @@ pub fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<i32, Error> {
         skipped = sum(|r| r.counts.skipped),
         failed = sum(|r| r.counts.failed),
         guard_withheld = sum(|r| r.counts.guard_withheld),
+        withdrawn = sum(|r| r.counts.withdrawn),
         dry_run = args.dry_run,
         duration_ms = started.elapsed().as_millis() as u64;
         "sync finished"

@@ -77,6 +77,8 @@ pub const KINDS: &[Kind] = &[
         name: "ics",
         keys: &[
             "url",
+            "url_file",
+            "url_env",
             "path",
             "name",
             "username",
@@ -150,7 +152,9 @@ pub struct CaldavSettings {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IcsLocation {
-    Url(String),
+    /// A feed URL. Kept as a secret: a private iCal address is one (its path is the key), so
+    /// logs, errors and the state file name a feed by its origin only.
+    Url(Secret),
     Path(PathBuf),
 }
 
@@ -460,18 +464,30 @@ fn caldav(k: &mut Keys<'_>) -> Result<Endpoint, ConfigError> {
 }
 
 fn ics(k: &mut Keys<'_>) -> Result<Endpoint, ConfigError> {
-    let location = match (k.string("url")?, k.string("path")?, k.side) {
+    // The URL may be written inline, or kept as a secret in a file or the environment (a
+    // private iCal address is a secret in itself).
+    let url = match (k.string("url")?, k.secret("url", false)?) {
+        (Some(_), Some(_)) => {
+            return Err(k.err("url", "set either url, url_file or url_env, not several"));
+        }
+        (Some(url), None) => Some(url),
+        (None, Some(secret)) => Some(secret.expose().trim().to_string()),
+        (None, None) => None,
+    };
+    let location = match (url, k.string("path")?, k.side) {
         (Some(_), Some(_), _) => return Err(k.err("path", "set either url or path, not both")),
         (Some(_), None, Side::Target) => {
             return Err(k.err("url", "an ics target is a file: set path"));
         }
-        (Some(url), None, Side::Source) => IcsLocation::Url(k.ctx.url(&k.name("url"), &url)?),
+        (Some(url), None, Side::Source) => {
+            IcsLocation::Url(Secret::new(k.ctx.url(&k.name("url"), &url)?))
+        }
         (None, Some(p), _) => IcsLocation::Path(k.ctx.beside(std::path::Path::new(&p))),
         (None, None, side) => {
             return Err(k.err(
                 "path",
                 match side {
-                    Side::Source => "set url or path",
+                    Side::Source => "set url (or url_file, url_env) or path",
                     Side::Target => "path is required",
                 },
             ));
@@ -551,6 +567,10 @@ mod tests {
            password_env = "V""#,
         r#"kind = "ics"
            path = "f.ics""#,
+        r#"kind = "ics"
+           url_file = "u""#,
+        r#"kind = "ics"
+           url_env = "U""#,
     ];
 
     /// Every key a kind lists is read by its parser: otherwise it would be accepted and
@@ -559,9 +579,20 @@ mod tests {
     fn every_listed_key_is_read_by_its_kind() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("s"), "secret").unwrap();
+        std::fs::write(
+            dir.path().join("u"),
+            "https://feeds.example.org/private/k3y.ics\n",
+        )
+        .unwrap();
         let cfg = dir.path().join("c.toml");
         let env = Environment {
-            vars: vec![("V".into(), "value".into())],
+            vars: vec![
+                ("V".into(), "value".into()),
+                (
+                    "U".into(),
+                    "https://feeds.example.org/private/k3y.ics".into(),
+                ),
+            ],
             ..Default::default()
         };
         let ctx = Ctx {

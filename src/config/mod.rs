@@ -74,6 +74,8 @@ struct RawNet {
     deadline_seconds: u64,
     #[serde(default = "defaults::concurrency")]
     concurrency: usize,
+    #[serde(default = "defaults::max_response_mib")]
+    max_response_mib: u64,
 }
 
 impl Default for RawNet {
@@ -84,6 +86,7 @@ impl Default for RawNet {
             timeout_seconds: defaults::timeout_seconds(),
             deadline_seconds: defaults::deadline_seconds(),
             concurrency: defaults::concurrency(),
+            max_response_mib: defaults::max_response_mib(),
         }
     }
 }
@@ -183,6 +186,12 @@ mod defaults {
     pub fn concurrency() -> usize {
         4
     }
+    pub fn max_response_mib() -> u64 {
+        64
+    }
+    pub fn max_occurrences() -> u32 {
+        1000
+    }
     pub fn keep_runs() -> u32 {
         100
     }
@@ -245,6 +254,8 @@ struct RawPair {
     max_delete_min: u32,
     #[serde(default = "defaults::stale_after_minutes")]
     stale_after_minutes: u32,
+    #[serde(default = "defaults::max_occurrences")]
+    max_occurrences: u32,
     source: toml::Table,
     target: toml::Table,
 }
@@ -297,6 +308,22 @@ pub struct NetSettings {
     pub deadline_seconds: u64,
     /// Writes in flight at once, per target (default 4).
     pub concurrency: usize,
+    /// The most bytes one response body may have after decompression; a bigger one is a
+    /// failed read (DESIGN.md, "Trust nothing a remote says").
+    pub max_response_bytes: u64,
+}
+
+impl Default for NetSettings {
+    fn default() -> Self {
+        NetSettings {
+            retries: defaults::retries(),
+            backoff_ms: defaults::backoff_ms(),
+            timeout_seconds: defaults::timeout_seconds(),
+            deadline_seconds: defaults::deadline_seconds(),
+            concurrency: defaults::concurrency(),
+            max_response_bytes: defaults::max_response_mib() * 1024 * 1024,
+        }
+    }
 }
 
 /// How much history the state file keeps.
@@ -423,6 +450,27 @@ impl Environment {
     }
 }
 
+/// The largest configuration file read (DESIGN.md: 1 MiB). A real one is a few KiB; anything
+/// bigger is a mistake (`--config /dev/zero`) that must not eat the machine's memory.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Reads at most `cap` bytes of a file; a longer file (or a device that never ends) is an
+/// error, not a truncated read.
+fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(cap + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::other(format!(
+            "larger than {} KiB; a configuration is a few KiB",
+            cap / 1024
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Reads and checks the configuration file. `state_override` is `--state` / `CALSYNC_STATE`.
 ///
 /// # Errors
@@ -432,7 +480,7 @@ pub fn load(
     state_override: Option<&Path>,
     env: &Environment,
 ) -> Result<Settings, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = read_capped(path, MAX_CONFIG_BYTES).map_err(|e| {
         ConfigError::new(
             path,
             "(file)",
@@ -475,6 +523,9 @@ pub fn parse(
     }
     if net.deadline_seconds == 0 {
         return Err(ctx.err("net.deadline_seconds", "must be at least 1"));
+    }
+    if !(1..=1024).contains(&net.max_response_mib) {
+        return Err(ctx.err("net.max_response_mib", "must be between 1 and 1024"));
     }
     if raw.history.keep_runs == 0 {
         return Err(ctx.err("history.keep_runs", "must be at least 1"));
@@ -536,6 +587,7 @@ pub fn parse(
             timeout_seconds: net.timeout_seconds,
             deadline_seconds: net.deadline_seconds,
             concurrency: net.concurrency,
+            max_response_bytes: net.max_response_mib * 1024 * 1024,
         },
         history: HistorySettings {
             keep_runs: raw.history.keep_runs,
@@ -697,6 +749,12 @@ impl Ctx<'_> {
         if rp.stale_after_minutes == 0 {
             return Err(self.err(format!("{at}.stale_after_minutes"), "must be at least 1"));
         }
+        if !(1..=100_000).contains(&rp.max_occurrences) {
+            return Err(self.err(
+                format!("{at}.max_occurrences"),
+                "must be between 1 and 100000",
+            ));
+        }
         let fields = match rp.fields {
             None => Field::ALL.iter().copied().collect(),
             Some(list) => list.into_iter().collect(),
@@ -731,6 +789,7 @@ impl Ctx<'_> {
                 exclude_categories: rp.exclude_categories,
                 recurrence: rp.recurrence,
                 default_visibility,
+                max_occurrences: rp.max_occurrences as usize,
             },
             guard: GuardLimits {
                 max_delete_percent: rp.max_delete_percent,
@@ -786,17 +845,20 @@ fn strip_one_newline(mut s: String) -> String {
 
 /// Accepts `https://` anywhere and `http://` only to a loopback host.
 fn check_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    // The URL itself is never echoed: it can be a secret (a private iCal address) or hold
+    // credentials.
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "a URL must not carry credentials (user:password@): use username and \
+                    password_file or password_env"
+                .into(),
+        );
+    }
     match parsed.scheme() {
         "https" => Ok(()),
         "http" => {
-            let host = parsed.host_str().unwrap_or("");
-            let bare = host.trim_start_matches('[').trim_end_matches(']');
-            let loopback = host.eq_ignore_ascii_case("localhost")
-                || bare
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback());
-            if loopback {
+            if crate::net::is_loopback(&parsed) {
                 Ok(())
             } else {
                 Err(format!(

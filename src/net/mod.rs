@@ -40,6 +40,9 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
     pub auth: Auth,
+    /// The URL is a secret beyond its origin (a private iCal address): logs name the origin
+    /// only.
+    pub secret_path: bool,
 }
 
 /// How a request authenticates.
@@ -72,7 +75,14 @@ impl Request {
             headers: Vec::new(),
             body: None,
             auth: Auth::None,
+            secret_path: false,
         }
+    }
+
+    /// Marks the URL's path and query as secret: only its origin reaches a log.
+    pub fn secret_path(mut self) -> Self {
+        self.secret_path = true;
+        self
     }
 
     pub fn get(url: impl Into<String>) -> Self {
@@ -137,6 +147,11 @@ pub enum NetError {
     /// A token endpoint refused the grant (bad secret or key, app unknown, not allowed).
     #[error("{endpoint}: {detail}")]
     AuthRefused { endpoint: String, detail: String },
+    /// calsync refused what the remote asked or sent: a redirect or learned URL that breaks
+    /// the URL rule, a redirect loop or chain too long, an answer over the size cap. Not
+    /// retried: the same request would get the same refusal.
+    #[error("{endpoint}: {detail}")]
+    Refused { endpoint: String, detail: String },
 }
 
 impl NetError {
@@ -147,7 +162,8 @@ impl NetError {
             | NetError::Transport { endpoint, .. }
             | NetError::BreakerOpen { endpoint }
             | NetError::Interrupted { endpoint }
-            | NetError::AuthRefused { endpoint, .. } => endpoint,
+            | NetError::AuthRefused { endpoint, .. }
+            | NetError::Refused { endpoint, .. } => endpoint,
         }
     }
 
@@ -160,7 +176,8 @@ impl NetError {
             NetError::Transport { .. } => true,
             NetError::BreakerOpen { .. }
             | NetError::Interrupted { .. }
-            | NetError::AuthRefused { .. } => false,
+            | NetError::AuthRefused { .. }
+            | NetError::Refused { .. } => false,
         }
     }
 
@@ -185,6 +202,49 @@ impl NetError {
     }
 }
 
+/// The most redirects followed for one request (DESIGN.md: a longer chain or a loop fails).
+pub const MAX_REDIRECTS: usize = 10;
+
+/// Checks a URL calsync learned from a remote (a redirect, a CalDAV discovery href, a Graph
+/// or Google next link) against the URL it came from: the configured-URL rule (`https://`,
+/// or `http://` to a loopback host) holds for it too, and an `https://` origin never hands
+/// calsync down to `http://`.
+///
+/// # Errors
+/// [`NetError::Refused`] naming the learned URL's origin.
+pub fn check_learned_url(from: &str, learned: &str) -> Result<(), NetError> {
+    let refused = |detail: String| NetError::Refused {
+        endpoint: endpoint_of(from),
+        detail,
+    };
+    let url = reqwest::Url::parse(learned)
+        .map_err(|_| refused("the remote named a URL that cannot be read".into()))?;
+    let origin = endpoint_of(learned);
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if !is_loopback(&url) => Err(refused(format!(
+            "refused {origin}: plain http:// is allowed to loopback hosts only"
+        ))),
+        "http" if from.starts_with("https:") => Err(refused(format!(
+            "refused {origin}: a remote reached over https:// may not send calsync to http://"
+        ))),
+        "http" => Ok(()),
+        other => Err(refused(format!(
+            "refused {origin}: the scheme '{other}' is not supported"
+        ))),
+    }
+}
+
+/// Whether a URL's host is a loopback address (or `localhost`).
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or("");
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The endpoint of a URL as the breaker and the metrics name it: `scheme://host:port`.
 pub fn endpoint_of(url: &str) -> String {
     match reqwest::Url::parse(url) {
@@ -203,6 +263,7 @@ pub fn endpoint_of(url: &str) -> String {
 pub struct Http {
     client: reqwest::blocking::Client,
     policy: RetryPolicy,
+    max_response_bytes: u64,
     deadline: Instant,
     calls: Arc<Mutex<Vec<ApiCall>>>,
     breakers: Breakers,
@@ -228,7 +289,7 @@ impl Http {
             .timeout(timeout)
             .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(net.concurrency.max(4))
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(redirect_policy())
             .build()
             .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
         Ok(Http {
@@ -237,6 +298,7 @@ impl Http {
                 retries: net.retries,
                 backoff: Duration::from_millis(net.backoff_ms),
             },
+            max_response_bytes: net.max_response_bytes,
             deadline: Instant::now() + Duration::from_secs(net.deadline_seconds),
             calls: Arc::new(Mutex::new(Vec::new())),
             breakers: Breakers::default(),
@@ -347,18 +409,26 @@ impl Http {
         if let Some(body) = &req.body {
             builder = builder.body(body.clone());
         }
-        let transport = |e: reqwest::Error| NetError::Transport {
-            endpoint: endpoint.to_string(),
-            detail: describe_transport_error(&e),
+        let transport = |e: reqwest::Error| {
+            if e.is_redirect() {
+                // Our redirect policy refused it (or the chain was too long): retrying
+                // would be refused the same way.
+                NetError::Refused {
+                    endpoint: endpoint.to_string(),
+                    detail: describe_transport_error(&e),
+                }
+            } else {
+                NetError::Transport {
+                    endpoint: endpoint.to_string(),
+                    detail: describe_transport_error(&e),
+                }
+            }
         };
         let resp = builder.send().map_err(transport)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let expected_len = resp.content_length();
-        let body = resp.bytes().map_err(|e| NetError::Transport {
-            endpoint: endpoint.to_string(),
-            detail: format!("the answer was cut short: {}", describe_transport_error(&e)),
-        })?;
+        let body = self.read_body(resp, endpoint)?;
         if let Some(len) = expected_len
             && (body.len() as u64) < len
         {
@@ -384,6 +454,34 @@ impl Http {
         Ok(response)
     }
 
+    /// Reads a body to its end, but no further than the size cap (counted after
+    /// decompression: a small gzip answer can inflate to gigabytes).
+    fn read_body(
+        &self,
+        resp: reqwest::blocking::Response,
+        endpoint: &str,
+    ) -> Result<Vec<u8>, NetError> {
+        use std::io::Read;
+        let cap = self.max_response_bytes;
+        let mut body = Vec::new();
+        resp.take(cap.saturating_add(1))
+            .read_to_end(&mut body)
+            .map_err(|e| NetError::Transport {
+                endpoint: endpoint.to_string(),
+                detail: format!("the answer was cut short: {}", describe_io_error(&e)),
+            })?;
+        if body.len() as u64 > cap {
+            return Err(NetError::Refused {
+                endpoint: endpoint.to_string(),
+                detail: format!(
+                    "the answer is larger than {} MiB ([net] max_response_mib); not read",
+                    cap / (1024 * 1024)
+                ),
+            });
+        }
+        Ok(body)
+    }
+
     fn record(
         &self,
         endpoint: &str,
@@ -399,7 +497,7 @@ impl Http {
         log::debug!(
             event = "http.request",
             method = req.method.as_str(),
-            url = mask_url(&req.url).as_str(),
+            url = if req.secret_path { endpoint.to_string() } else { mask_url(&req.url) }.as_str(),
             status = status,
             attempt = attempt,
             latency_ms = latency.as_millis() as u64;
@@ -417,6 +515,45 @@ impl Http {
     }
 }
 
+/// Follows at most [`MAX_REDIRECTS`] redirects, each to a URL that passes
+/// [`check_learned_url`] from the one before. (Credentials are not sent on a redirect to
+/// another host: reqwest drops `Authorization` there.)
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(format!(
+                "more than {MAX_REDIRECTS} redirects (a loop, or a chain too long)"
+            ));
+        }
+        let from = attempt
+            .previous()
+            .last()
+            .map(|u| u.as_str().to_string())
+            .unwrap_or_default();
+        match check_learned_url(&from, attempt.url().as_str()) {
+            Ok(()) => attempt.follow(),
+            Err(e) => {
+                let detail = match e {
+                    NetError::Refused { detail, .. } => detail,
+                    other => other.to_string(),
+                };
+                attempt.error(format!("redirect {detail}"))
+            }
+        }
+    })
+}
+
+/// An I/O error while reading a body, in one line.
+fn describe_io_error(e: &std::io::Error) -> String {
+    match e.get_ref() {
+        Some(inner) => match inner.downcast_ref::<reqwest::Error>() {
+            Some(re) => describe_transport_error(re),
+            None => inner.to_string(),
+        },
+        None => e.to_string(),
+    }
+}
+
 /// A transport error in one line, without URLs (they can carry mailbox addresses).
 fn describe_transport_error(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
@@ -426,7 +563,7 @@ fn describe_transport_error(e: &reqwest::Error) -> String {
     } else if e.is_body() || e.is_decode() {
         "error reading the answer"
     } else if e.is_redirect() {
-        "too many redirects"
+        "redirect not followed"
     } else {
         "request failed"
     };

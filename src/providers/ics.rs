@@ -71,7 +71,9 @@ impl IcsSource {
                 )))
             }
             IcsLocation::Url(url) => {
-                let mut req = Request::get(url.clone()).header("Accept", "text/calendar");
+                let mut req = Request::get(url.expose())
+                    .secret_path()
+                    .header("Accept", "text/calendar");
                 if let Some(c) = cursor {
                     if let Some(etag) = &c.etag {
                         req = req.header("If-None-Match", etag.clone());
@@ -108,7 +110,8 @@ impl IcsSource {
     fn describe(&self) -> String {
         match &self.settings.location {
             IcsLocation::Path(p) => format!("feed {}", p.display()),
-            IcsLocation::Url(u) => format!("feed {}", crate::mask::mask_url(u)),
+            // The origin only: the path of a private iCal address is its key.
+            IcsLocation::Url(u) => format!("feed {}", crate::net::endpoint_of(u.expose())),
         }
     }
 }

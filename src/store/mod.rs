@@ -161,6 +161,11 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE tombstone;
     CREATE INDEX staged_item_by_source ON staged_item (pair, source_key);
     "#,
+    // 3: withdrawals (events the source made private, cancelled or excluded) are counted
+    // apart from the deletions the guard judges.
+    r#"
+    ALTER TABLE run ADD COLUMN withdrawn INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

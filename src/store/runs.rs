@@ -28,6 +28,8 @@ pub struct RunRecord {
     pub failed: i64,
     /// Deletions the guard withheld.
     pub guard_withheld: i64,
+    /// Deletions of events the source withdrew (private, cancelled, excluded).
+    pub withdrawn: i64,
     /// The error that ended the pair's run, if any (ids only, never event text).
     pub error: Option<String>,
 }
@@ -106,7 +108,8 @@ impl Store {
             .execute(
                 "UPDATE run SET finished_at = ?3, outcome = ?4, exit_code = ?5, read_kind = ?6,
                    created = ?7, updated = ?8, deleted = ?9, unchanged = ?10, withheld = ?11,
-                   skipped = ?12, failed = ?13, guard_withheld = ?14, error = ?15
+                   skipped = ?12, failed = ?13, guard_withheld = ?14, error = ?15,
+                   withdrawn = ?16
                  WHERE run_id = ?1 AND pair = ?2",
                 params![
                     run.run_id,
@@ -123,7 +126,8 @@ impl Store {
                     run.skipped,
                     run.failed,
                     run.guard_withheld,
-                    run.error
+                    run.error,
+                    run.withdrawn
                 ],
             )
             .map(|_| ())
@@ -145,7 +149,7 @@ impl Store {
             .prepare(
                 "SELECT run_id, pair, command, started_at, finished_at, outcome, exit_code, read_kind,
                         created, updated, deleted, unchanged, withheld, skipped, failed,
-                        guard_withheld, error
+                        guard_withheld, error, withdrawn
                  FROM run WHERE started_at >= ?1 AND (?2 IS NULL OR pair = ?2)
                  ORDER BY started_at DESC, pair LIMIT ?3",
             )
@@ -172,6 +176,7 @@ impl Store {
                         failed: r.get(14)?,
                         guard_withheld: r.get(15)?,
                         error: r.get(16)?,
+                        withdrawn: r.get(17)?,
                     })
                 },
             )

@@ -121,6 +121,21 @@ impl Collection {
     }
 }
 
+/// An href the server named during discovery, resolved against the URL it came from and
+/// held to the configured-URL rule (DESIGN.md, "Trust nothing a remote says"): a discovery
+/// answer that names `http://` on another host, or hands an `https://` account down to
+/// `http://`, is refused before any request (and any password) goes there. Another `https://`
+/// origin is allowed: iCloud keeps calendars on other hosts than its discovery host.
+///
+/// # Errors
+/// [`ProviderError::Failed`] naming the refused origin.
+fn learned(base: &str, href: &str) -> Result<String, ProviderError> {
+    let url = join(base, href);
+    crate::net::check_learned_url(base, &url)
+        .map_err(|e| ProviderError::from_net(e, "CalDAV discovery"))?;
+    Ok(url)
+}
+
 /// `href` resolved against `base` (hrefs are usually absolute paths).
 fn join(base: &str, href: &str) -> String {
     reqwest::Url::parse(base)
@@ -155,8 +170,10 @@ fn resolve(
         )
     );
     let now = ctx.now.timestamp();
+    // A cached URL is held to the same rule as a fresh one (it may predate the rule).
     if let Some(cached) = store.cached(&key, now)?
         && let Ok(collection) = serde_json::from_str::<Collection>(&cached)
+        && crate::net::check_learned_url(&settings.url, &collection.url).is_ok()
     {
         return Ok((collection, false));
     }
@@ -244,18 +261,18 @@ fn response_for<'a>(m: &'a Multistatus, url: &str) -> Option<&'a DavResponse> {
 /// itself when it names neither (a home, or any collection holding calendars).
 fn home_of(dav: &Dav, url: &str, me: &DavResponse) -> Result<String, ProviderError> {
     if let Some(home) = &me.props.calendar_home_set {
-        return Ok(join(url, home));
+        return learned(url, home);
     }
     let Some(principal) = &me.props.current_user_principal else {
         return Ok(url.to_string());
     };
-    let principal = join(url, principal);
+    let principal = learned(url, principal)?;
     let answer = dav.multistatus(
         &dav.xml_request("PROPFIND", &principal, "0", xml::PROPFIND_DISCOVER),
         "CalDAV discovery (principal)",
     )?;
     match response_for(&answer, &principal).and_then(|r| r.props.calendar_home_set.clone()) {
-        Some(home) => Ok(join(&principal, &home)),
+        Some(home) => learned(&principal, &home),
         None => Err(ProviderError::Config(format!(
             "the principal {} names no calendar-home-set: set url to the calendar's own URL",
             mask_url(&principal)
@@ -269,7 +286,7 @@ fn calendars(dav: &Dav, home: &str) -> Result<Vec<(Collection, DavResponse)>, Pr
         &dav.xml_request("PROPFIND", home, "1", xml::PROPFIND_CALENDARS),
         "CalDAV discovery (calendar home)",
     )?;
-    Ok(answer
+    answer
         .responses
         .into_iter()
         .filter(|r| r.props.calendar)
@@ -280,19 +297,19 @@ fn calendars(dav: &Dav, home: &str) -> Result<Vec<(Collection, DavResponse)>, Pr
                 .is_none_or(|c| c.iter().any(|c| c == "VEVENT"))
         })
         .map(|r| {
-            let mut url = join(home, &r.href);
+            let mut url = learned(home, &r.href)?;
             if !url.ends_with('/') {
                 url.push('/');
             }
-            (
+            Ok((
                 Collection {
                     url,
                     sync: r.props.sync_token.is_some(),
                 },
                 r,
-            )
+            ))
         })
-        .collect())
+        .collect()
 }
 
 fn last_segment(url: &str) -> String {
