@@ -240,6 +240,21 @@ fn secret_grant_issues_a_bearer_token_that_opens_graph() {
     assert_eq!(api.get(&format!("/users/{USER}/calendars")).status, 200);
     assert_eq!(fake.count(Kind::Token), 1);
     assert_eq!(fake.count(Kind::ListCalendars), 1);
+
+    // The secret may also come as HTTP Basic client authentication (RFC 6749 §2.3.1).
+    let basic = |secret: &str| {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ];
+        let answer = client()
+            .post(fake.token_url())
+            .basic_auth(CLIENT_ID, Some(secret))
+            .form(&form)
+            .send();
+        answer.expect("an answer").status().as_u16()
+    };
+    assert_eq!((basic(CLIENT_SECRET), basic("wrong")), (200, 401));
 }
 
 #[test]
@@ -1069,6 +1084,30 @@ fn instances_list_occurrences_and_exceptions_but_not_deleted_ones() {
     );
     let gone = api.get(&format!("/users/{USER}/events/{}", ids[1]));
     assert_eq!((gone.status, gone.code()), (404, "ErrorItemNotFound"));
+
+    // Re-timing the series drops its exceptions and deleted occurrences, as Outlook does.
+    let later = |t: &str| json!({"dateTime": format!("2026-05-04T{t}:00"), "timeZone": "W. Europe Standard Time"});
+    fake.update_event(
+        USER,
+        &master,
+        json!({"start": later("20:00"), "end": later("21:00")}),
+    );
+    let retimed = api.get(&format!("{path}?{WINDOW}"));
+    let types: Vec<&str> = retimed.json["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["occurrence"; 4]);
+    assert!(
+        retimed.ids().iter().all(|id| !ids.contains(id)),
+        "new starts, new occurrence ids"
+    );
+    assert!(
+        fake.stored_event(USER, &ids[0]).is_none(),
+        "the exception is gone"
+    );
 }
 
 // --- events ---
@@ -1630,47 +1669,66 @@ fn injected_faults_answer_429_or_503_with_retry_after_then_serve() {
     );
 }
 
+/// Polls (bounded) until `done` holds; false when 10 s passed first.
+fn eventually(done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
 #[test]
 fn a_fifth_concurrent_request_to_one_mailbox_is_throttled() {
     let (fake, _) = fake_with_mailbox();
     fake.add_mailbox("other@example.org");
     let api = Api::new(&fake);
-    let statuses = {
-        let hold = fake.hold();
-        let (statuses, other) = thread::scope(|scope| {
-            let workers: Vec<_> = (0..5)
-                .map(|_| scope.spawn(|| api.get(&format!("/users/{USER}/calendars"))))
-                .collect();
-            let other = scope.spawn(|| api.get("/users/other@example.org/calendars"));
-            // Four of USER and the other mailbox's request wait inside; the fifth of USER was
-            // answered at once.
-            assert!(
-                hold.wait_for(5, Duration::from_secs(10)),
-                "five requests waiting inside"
-            );
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while fake.count(Kind::ListCalendars) < 6 && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(5));
-            }
-            drop(hold);
-            let answers: Vec<Answer> = workers.into_iter().map(|w| w.join().unwrap()).collect();
-            (answers, other.join().unwrap())
-        });
-        assert_eq!(other.status, 200, "the cap is per mailbox");
-        statuses
-    };
-    let mut codes: Vec<(u16, String)> = statuses
-        .iter()
-        .map(|a| (a.status, a.code().to_string()))
-        .collect();
+    let calendars = format!("/users/{USER}/calendars");
+    let hold = fake.hold();
+    let (answers, other, batched) = thread::scope(|scope| {
+        let workers: Vec<_> = (0..5)
+            .map(|_| scope.spawn(|| api.get(&calendars)))
+            .collect();
+        let other = scope.spawn(|| api.get("/users/other@example.org/calendars"));
+        // Four of USER and the other mailbox's request wait inside, holding their slots; the
+        // fifth of USER was answered at once.
+        assert!(hold.wait_for(5, Duration::from_secs(10)));
+        assert!(eventually(|| fake.count_direct(Kind::ListCalendars) == 6));
+        // A batch touching USER now finds no free slot either: its item is throttled.
+        let items = json!([{"id": "1", "method": "GET", "url": calendars}]);
+        let api = &api;
+        let batched = scope.spawn(move || batch(api, items));
+        assert!(hold.wait_for(6, Duration::from_secs(10)));
+        drop(hold);
+        let answers: Vec<Answer> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+        (answers, other.join().unwrap(), batched.join().unwrap())
+    });
+    assert_eq!(other.status, 200, "the cap is per mailbox");
+    let mut codes: Vec<(u16, &str)> = answers.iter().map(|a| (a.status, a.code())).collect();
     codes.sort();
-    assert_eq!(codes[..4], vec![(200, String::new()); 4][..]);
-    assert_eq!(codes[4], (429, "ApplicationThrottled".to_string()));
     assert_eq!(
-        api.get(&format!("/users/{USER}/calendars")).status,
-        200,
-        "slots are given back"
+        codes,
+        [
+            (200, ""),
+            (200, ""),
+            (200, ""),
+            (200, ""),
+            (429, "ApplicationThrottled")
+        ]
     );
+    assert_eq!(batched.status, 200);
+    let item = &batched.json["responses"][0];
+    assert_eq!(
+        (
+            item["status"].as_u64(),
+            item["body"]["error"]["code"].as_str()
+        ),
+        (Some(429), Some("ApplicationThrottled"))
+    );
+    assert_eq!(api.get(&calendars).status, 200, "slots are given back");
 }
 
 #[test]

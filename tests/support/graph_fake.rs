@@ -677,147 +677,103 @@ fn shown_time(instant: DateTime<Utc>, all_day: bool, own: &Zone, out: &Zone) -> 
     }
 }
 
-/// The properties every event shows, from its written ones and Graph's defaults.
-fn base_fields(mailbox: &Mailbox, props: &Map<String, Value>) -> Map<String, Value> {
-    let get = |name: &str, default: Value| props.get(name).cloned().unwrap_or(default);
-    let body = get("body", json!({"contentType": "html", "content": ""}));
-    let location = get(
-        "location",
-        json!({"displayName": "", "locationType": "default", "uniqueIdType": "unknown"}),
-    );
-    let mut fields = Map::new();
-    let mut put = |name: &str, value: Value| {
-        fields.insert(name.to_string(), value);
-    };
-    put("@odata.type", json!("#microsoft.graph.event"));
-    put("subject", get("subject", json!("")));
-    put(
-        "bodyPreview",
-        json!(body_preview(body["content"].as_str().unwrap_or(""))),
-    );
-    put("body", body);
-    put("isAllDay", get("isAllDay", json!(false)));
-    put("sensitivity", get("sensitivity", json!("normal")));
-    put("showAs", get("showAs", json!("busy")));
-    put("importance", get("importance", json!("normal")));
-    put("isCancelled", get("isCancelled", json!(false)));
-    put("categories", get("categories", json!([])));
-    put("locations", get("locations", json!([location.clone()])));
-    put("location", location);
-    put("attendees", get("attendees", json!([])));
-    put("organizer", get("organizer", mailbox.organizer()));
-    put("isOrganizer", json!(true));
-    put("isOnlineMeeting", get("isOnlineMeeting", json!(false)));
-    put("onlineMeeting", get("onlineMeeting", Value::Null));
-    put(
-        "onlineMeetingProvider",
-        get("onlineMeetingProvider", json!("unknown")),
-    );
-    put("onlineMeetingUrl", Value::Null);
-    put("isReminderOn", get("isReminderOn", json!(true)));
-    put(
-        "reminderMinutesBeforeStart",
-        get("reminderMinutesBeforeStart", json!(15)),
-    );
-    put("responseRequested", get("responseRequested", json!(true)));
-    put(
-        "responseStatus",
-        json!({"response": "organizer", "time": "0001-01-01T00:00:00Z"}),
-    );
-    put(
-        "allowNewTimeProposals",
-        get("allowNewTimeProposals", json!(true)),
-    );
-    put("hideAttendees", get("hideAttendees", json!(false)));
-    put("hasAttachments", json!(false));
-    put("isDraft", json!(false));
-    fields
+/// Written properties that are shown as written (the rest of an event's fields are computed).
+const SHOWN_AS_WRITTEN: &str = "subject body isAllDay sensitivity showAs importance isCancelled \
+    categories location locations attendees organizer isOnlineMeeting onlineMeeting \
+    onlineMeetingProvider isReminderOn reminderMinutesBeforeStart responseRequested \
+    allowNewTimeProposals hideAttendees";
+
+/// What differs between showing a stored event and showing an occurrence of a master.
+struct Shown<'a> {
+    id: String,
+    event_type: &'static str,
+    /// The stored event whose fields are shown (the master, for an occurrence).
+    source: &'a Event,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    master: Option<&'a str>,
+    original_start: Option<DateTime<Utc>>,
+}
+
+/// An event as Graph shows it, times in `out`: Graph's defaults, then the written fields.
+fn render(mailbox: &Mailbox, shown: Shown, out: &Zone) -> Map<String, Value> {
+    let source = shown.source;
+    let props = &source.props;
+    let own = zone_of(&props["start"]);
+    let all_day = source.is_all_day();
+    let mut fields = json!({
+        "@odata.type": "#microsoft.graph.event", "@odata.etag": source.etag(),
+        "id": shown.id, "changeKey": source.change_key, "iCalUId": ical_uid(&shown.id),
+        "type": shown.event_type, "seriesMasterId": shown.master,
+        "createdDateTime": time::format_instant(source.created),
+        "lastModifiedDateTime": time::format_instant(source.modified),
+        "start": shown_time(shown.start, all_day, &own, out),
+        "end": shown_time(shown.end, all_day, &own, out),
+        "originalStartTimeZone": own.label, "originalEndTimeZone": zone_of(&props["end"]).label,
+        "subject": "", "body": {"contentType": "html", "content": ""}, "bodyPreview": "",
+        "isAllDay": false, "sensitivity": "normal", "showAs": "busy", "importance": "normal",
+        "isCancelled": false, "categories": [], "attendees": [], "organizer": mailbox.organizer(),
+        "location": {"displayName": "", "locationType": "default", "uniqueIdType": "unknown"},
+        "locations": [], "isOrganizer": true, "isOnlineMeeting": false, "onlineMeeting": null,
+        "onlineMeetingProvider": "unknown", "onlineMeetingUrl": null, "isReminderOn": true,
+        "reminderMinutesBeforeStart": 15, "responseRequested": true, "allowNewTimeProposals": true,
+        "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
+        "hideAttendees": false, "hasAttachments": false, "isDraft": false, "recurrence": null,
+    });
+    let fields = fields.as_object_mut().expect("an object");
+    for name in SHOWN_AS_WRITTEN.split_whitespace() {
+        if let Some(value) = props.get(name) {
+            fields.insert(name.to_string(), value.clone());
+        }
+    }
+    let preview = body_preview(fields["body"]["content"].as_str().unwrap_or(""));
+    fields.insert("bodyPreview".into(), json!(preview));
+    if let Some(original) = shown.original_start {
+        let text = time::format_original_start(original);
+        fields.insert("originalStart".into(), json!(text));
+    }
+    fields.clone()
 }
 
 /// A stored event as Graph shows it, times in `out`.
 fn render_stored(mailbox: &Mailbox, event: &Event, out: &Zone) -> Map<String, Value> {
-    let mut fields = base_fields(mailbox, &event.props);
-    let own = zone_of(&event.props["start"]);
-    let all_day = event.is_all_day();
-    let mut put = |name: &str, value: Value| {
-        fields.insert(name.to_string(), value);
+    let shown = Shown {
+        id: event.id.clone(),
+        event_type: event.event_type.name(),
+        source: event,
+        start: event.start(),
+        end: event.end(),
+        master: event.master.as_deref(),
+        original_start: event.original_start,
     };
-    put("id", json!(event.id));
-    put("@odata.etag", json!(event.etag()));
-    put("changeKey", json!(event.change_key));
-    put("iCalUId", json!(ical_uid(&event.id)));
-    put("type", json!(event.event_type.name()));
-    put("seriesMasterId", json!(event.master));
-    put(
-        "createdDateTime",
-        json!(time::format_instant(event.created)),
-    );
-    put(
-        "lastModifiedDateTime",
-        json!(time::format_instant(event.modified)),
-    );
-    put("start", shown_time(event.start(), all_day, &own, out));
-    put("end", shown_time(event.end(), all_day, &own, out));
-    put("originalStartTimeZone", json!(own.label));
-    put(
-        "originalEndTimeZone",
-        json!(zone_of(&event.props["end"]).label),
-    );
-    put(
-        "recurrence",
-        match (event.event_type, event.props.get("recurrence")) {
-            (EventType::Master, Some(r)) => time::normalized_recurrence(r),
-            _ => Value::Null,
-        },
-    );
-    if let Some(original) = event.original_start {
-        put(
-            "originalStart",
-            json!(time::format_original_start(original)),
-        );
+    let mut fields = render(mailbox, shown, out);
+    if let (EventType::Master, Some(recurrence)) = (event.event_type, event.props.get("recurrence"))
+    {
+        fields.insert("recurrence".into(), time::normalized_recurrence(recurrence));
     }
     if let Some(transaction) = event.props.get("transactionId") {
-        put("transactionId", transaction.clone());
+        fields.insert("transactionId".into(), transaction.clone());
     }
     fields
 }
 
-/// An occurrence of `master` in full, times in `out`.
+/// The occurrence of `master` starting at `start`, in full, times in `out`.
 fn render_occurrence(
     mailbox: &Mailbox,
     master: &Event,
     start: DateTime<Utc>,
     out: &Zone,
 ) -> Map<String, Value> {
-    let mut fields = base_fields(mailbox, &master.props);
-    let own = zone_of(&master.props["start"]);
-    let all_day = master.is_all_day();
-    let end = start + (master.end() - master.start());
-    let id = occurrence_id(&master.id, start);
-    let mut put = |name: &str, value: Value| {
-        fields.insert(name.to_string(), value);
+    let shown = Shown {
+        id: occurrence_id(&master.id, start),
+        event_type: "occurrence",
+        source: master,
+        start,
+        end: start + (master.end() - master.start()),
+        master: Some(&master.id),
+        original_start: Some(start),
     };
-    put("iCalUId", json!(ical_uid(&id)));
-    put("id", json!(id));
-    put("@odata.etag", json!(master.etag()));
-    put("changeKey", json!(master.change_key));
-    put("type", json!("occurrence"));
-    put("seriesMasterId", json!(master.id));
-    put(
-        "createdDateTime",
-        json!(time::format_instant(master.created)),
-    );
-    put(
-        "lastModifiedDateTime",
-        json!(time::format_instant(master.modified)),
-    );
-    put("start", shown_time(start, all_day, &own, out));
-    put("end", shown_time(end, all_day, &own, out));
-    put("originalStart", json!(time::format_original_start(start)));
-    put("originalStartTimeZone", json!(own.label));
-    put("originalEndTimeZone", json!(own.label));
-    put("recurrence", Value::Null);
-    fields
+    render(mailbox, shown, out)
 }
 
 /// What a target shows in full.
@@ -830,50 +786,19 @@ fn render_target(mailbox: &Mailbox, target: &Target, out: &Zone) -> Map<String, 
     }
 }
 
+/// Whether a whitespace-separated list names `name`.
+fn listed(list: &str, name: &str) -> bool {
+    list.split_whitespace().any(|n| n == name)
+}
+
 /// The event properties `$select` may name.
-const EVENT_PROPERTIES: &[&str] = &[
-    "allowNewTimeProposals",
-    "attendees",
-    "body",
-    "bodyPreview",
-    "categories",
-    "changeKey",
-    "createdDateTime",
-    "end",
-    "hasAttachments",
-    "hideAttendees",
-    "iCalUId",
-    "id",
-    "importance",
-    "isAllDay",
-    "isCancelled",
-    "isDraft",
-    "isOnlineMeeting",
-    "isOrganizer",
-    "isReminderOn",
-    "lastModifiedDateTime",
-    "location",
-    "locations",
-    "onlineMeeting",
-    "onlineMeetingProvider",
-    "onlineMeetingUrl",
-    "organizer",
-    "originalEndTimeZone",
-    "originalStart",
-    "originalStartTimeZone",
-    "recurrence",
-    "reminderMinutesBeforeStart",
-    "responseRequested",
-    "responseStatus",
-    "sensitivity",
-    "seriesMasterId",
-    "showAs",
-    "start",
-    "subject",
-    "transactionId",
-    "type",
-    "webLink",
-];
+const EVENT_PROPERTIES: &str = "allowNewTimeProposals attendees body bodyPreview categories changeKey createdDateTime \
+    end hasAttachments hideAttendees iCalUId id importance isAllDay isCancelled isDraft \
+    isOnlineMeeting isOrganizer isReminderOn lastModifiedDateTime location locations \
+    onlineMeeting onlineMeetingProvider onlineMeetingUrl organizer originalEndTimeZone \
+    originalStart originalStartTimeZone recurrence reminderMinutesBeforeStart \
+    responseRequested responseStatus sensitivity seriesMasterId showAs start subject \
+    transactionId type webLink";
 
 /// Applies `$expand` (extended properties matching an id) and `$select` to a rendered event.
 fn shape(
@@ -902,7 +827,7 @@ fn shape(
         "singleValueExtendedProperties",
     ];
     for name in select.split(',').map(str::trim) {
-        if !EVENT_PROPERTIES.contains(&name) {
+        if !listed(EVENT_PROPERTIES, name) {
             return Err(Reply::error(
                 400,
                 "RequestBroker--ParseUri",
@@ -926,41 +851,14 @@ enum Writer {
     Seed,
 }
 
-const WRITABLE: &[&str] = &[
-    "allowNewTimeProposals",
-    "attendees",
-    "body",
-    "categories",
-    "end",
-    "hideAttendees",
-    "importance",
-    "isAllDay",
-    "isOnlineMeeting",
-    "isReminderOn",
-    "location",
-    "locations",
-    "onlineMeetingProvider",
-    "originalEndTimeZone",
-    "originalStartTimeZone",
-    "recurrence",
-    "reminderMinutesBeforeStart",
-    "responseRequested",
-    "sensitivity",
-    "showAs",
-    "singleValueExtendedProperties",
-    "start",
-    "subject",
-    "transactionId",
-];
+const WRITABLE: &str = "allowNewTimeProposals attendees body categories end hideAttendees importance isAllDay \
+    isOnlineMeeting isReminderOn location locations onlineMeetingProvider \
+    originalEndTimeZone originalStartTimeZone recurrence reminderMinutesBeforeStart \
+    responseRequested sensitivity showAs singleValueExtendedProperties start subject \
+    transactionId";
 /// Read-only properties a person in Outlook (or an organizer's action) can still produce.
-const SEEDABLE: &[&str] = &["isCancelled", "organizer", "onlineMeeting"];
-const NOT_IN_FAKE: &[&str] = &[
-    "attachments",
-    "extensions",
-    "multiValueExtendedProperties",
-    "instances",
-    "calendar",
-];
+const SEEDABLE: &str = "isCancelled organizer onlineMeeting";
+const NOT_IN_FAKE: &str = "attachments extensions multiValueExtendedProperties instances calendar";
 
 fn bad_request(code: &str, message: String) -> Reply {
     Reply::error(400, code, &message)
@@ -1144,16 +1042,16 @@ fn check_fields(body: &Map<String, Value>, writer: Writer) -> Result<(), Reply> 
             }
             continue;
         }
-        let seedable = writer == Writer::Seed && SEEDABLE.contains(&name.as_str());
-        if NOT_IN_FAKE.contains(&name.as_str()) {
+        let seedable = writer == Writer::Seed && listed(SEEDABLE, name.as_str());
+        if listed(NOT_IN_FAKE, name.as_str()) {
             return Err(Reply::error(
                 501,
                 "NotImplementedInFake",
                 &format!("graph fake: writing '{name}' is not implemented"),
             ));
         }
-        if !WRITABLE.contains(&name.as_str()) && !seedable {
-            let (code, message) = if EVENT_PROPERTIES.contains(&name.as_str()) {
+        if !listed(WRITABLE, name.as_str()) && !seedable {
+            let (code, message) = if listed(EVENT_PROPERTIES, name.as_str()) {
                 (
                     "ErrorInvalidPropertySet",
                     format!("The property '{name}' is read-only and cannot be set."),
@@ -1473,8 +1371,7 @@ impl State {
                 let token_url = format!("{base}{}", request.path_only());
                 self.app.token(
                     tenant,
-                    request.header("Content-Type"),
-                    &request.body,
+                    request,
                     &token_url,
                     &mut self.tokens,
                     self.knobs.seed,

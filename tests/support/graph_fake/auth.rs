@@ -17,7 +17,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Reply, percent_decode};
+use super::{Reply, Request, percent_decode};
 
 /// The only scope a client-credentials call for Graph may ask for.
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -125,6 +125,18 @@ impl Tokens {
     }
 }
 
+/// The client id and secret of an `Authorization: Basic` header (each form-encoded first, as
+/// RFC 6749 §2.3.1 says).
+fn basic_credentials(header: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("Basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((percent_decode(id, true)?, percent_decode(secret, true)?))
+}
+
 /// An AAD refusal: `status`, OAuth `error`, AADSTS number and text.
 fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Reply {
     let trace_id = format!(
@@ -184,13 +196,12 @@ impl App {
     pub fn token(
         &self,
         tenant: &str,
-        content_type: Option<&str>,
-        body: &[u8],
+        request: &Request,
         token_url: &str,
         tokens: &mut Tokens,
         seed: u64,
     ) -> Reply {
-        match self.check_token_request(tenant, content_type, body, token_url) {
+        match self.check_token_request(tenant, request, token_url) {
             Err(refusal) => refusal,
             Ok(()) => {
                 let token = tokens.issue(self.token_lifetime, seed);
@@ -211,8 +222,7 @@ impl App {
     fn check_token_request(
         &self,
         tenant: &str,
-        content_type: Option<&str>,
-        body: &[u8],
+        request: &Request,
         token_url: &str,
     ) -> Result<(), Reply> {
         if !tenant.eq_ignore_ascii_case(&self.tenant) {
@@ -223,14 +233,14 @@ impl App {
                 &format!("Tenant '{tenant}' not found."),
             ));
         }
-        let is_form = content_type.is_some_and(|c| {
+        let is_form = request.header("Content-Type").is_some_and(|c| {
             c.split(';').next().is_some_and(|m| {
                 m.trim()
                     .eq_ignore_ascii_case("application/x-www-form-urlencoded")
             })
         });
         let fields = if is_form {
-            parse_form(body)?
+            parse_form(&request.body)?
         } else {
             HashMap::new()
         };
@@ -252,7 +262,20 @@ impl App {
                 "The app requested an unsupported grant type.",
             ));
         }
-        let client_id = required("client_id")?;
+        // RFC 6749 §2.3.1 client authentication, which the page says Entra accepts too.
+        let basic = request.header("Authorization").and_then(basic_credentials);
+        let client_id = match (&basic, fields.get("client_id")) {
+            (Some((id, _)), Some(form_id)) if id != form_id => {
+                return Err(aad_error(
+                    401,
+                    "invalid_client",
+                    700021,
+                    "The client id of the Authorization header differs from 'client_id'.",
+                ));
+            }
+            (Some((id, _)), _) => id,
+            (None, _) => required("client_id")?,
+        };
         if client_id != &self.client_id {
             return Err(aad_error(
                 400,
@@ -275,10 +298,19 @@ impl App {
                 ),
             ));
         }
-        match (
-            fields.get("client_secret"),
-            fields.get("client_assertion_type"),
-        ) {
+        let secret = match (fields.get("client_secret"), &basic) {
+            (Some(_), Some(_)) => {
+                return Err(aad_error(
+                    400,
+                    "invalid_request",
+                    90015,
+                    "The client secret was given both in the body and in the Authorization header.",
+                ));
+            }
+            (Some(secret), None) | (None, Some((_, secret))) => Some(secret),
+            (None, None) => None,
+        };
+        match (secret, fields.get("client_assertion_type")) {
             (Some(_), Some(_)) => Err(aad_error(
                 400,
                 "invalid_request",
