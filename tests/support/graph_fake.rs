@@ -6,8 +6,9 @@
 //! series, exceptions) and the app registration through the constructor; calsync talks HTTP.
 //!
 //! # Implemented
-//! - `POST /{tenant}/oauth2/v2.0/token`: client credentials with a secret or a certificate
-//!   assertion (PS256 or RS256, `x5t#S256`, verified with the certificate's key).
+//! - `POST /{tenant}/oauth2/v2.0/token`: client credentials with a secret (in the form, or as
+//!   HTTP Basic client authentication) or a certificate assertion (PS256 or RS256 with
+//!   `x5t#S256`, verified with the registered certificate's public key).
 //! - `GET /users/{user}/calendars`, `/calendars/{id}`, `/calendar` (default); `{user}` is a UPN
 //!   or an id, case-insensitive, URL-encoded or not. `$top`, `$skip`, `$filter=name eq '…'`.
 //! - `GET …/calendars/{id}/calendarView/delta` and `/users/{user}/calendarView/delta`: rounds of
@@ -16,6 +17,16 @@
 //!   `GET` and `POST` on `/users/{user}/events`, `/calendar/events`, `/calendars/{id}/events`
 //!   (`$filter` on a single-value extended property, `$expand` of one, `$select`, `$top`, `$skip`).
 //! - `POST /$batch` with `dependsOn`.
+//! - Series: masters with a `recurrence` (every documented pattern and range type, and
+//!   `recurrenceTimeZone`) expand into occurrences whose ids derive from master and original
+//!   start, so they stay stable across rounds; a PATCH of an occurrence makes an exception with
+//!   the same id; a DELETE of one leaves a deleted occurrence.
+//!
+//! # Observation
+//! Every HTTP request is recorded ([`GraphFake::requests`]). [`GraphFake::count`] counts by
+//! [`Kind`], batch items included (each also as [`Kind::BatchItem`]); [`GraphFake::count_direct`]
+//! counts HTTP requests only. [`GraphFake::stored_events`] returns a calendar's events as stored,
+//! extended properties included, so a test sees exactly what a client created.
 //!
 //! # Strict, as Graph is
 //! - Every Graph call needs a live bearer token (401 `InvalidAuthenticationToken`); `/me` is
@@ -66,12 +77,19 @@
 //!   cannot be changed by PATCH. Syntax the fake lacks is 501 `NotImplementedInFake`.
 //! - Injected faults ([`GraphFake::fail_next`]) apply to HTTP requests before authentication,
 //!   not to batch items; batch items have their own knob.
+//! - An assertion with only `x5t` (SHA-1, older pages) is refused: the current page asks for
+//!   `x5t#S256`. `nbf` and `exp` are required; `iat` is checked when present.
+//! - Error codes Graph does not document for a case are chosen to be recognisable: 412
+//!   `ErrorIrreconcilableConflict`, 400 `ErrorInvalidPropertySet` (read-only property), and the
+//!   AADSTS numbers in `auth.rs`.
 
 mod auth;
 mod batch;
 mod delta;
 mod odata;
+mod render;
 mod time;
+mod validate;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -82,12 +100,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use super::http::{Headers, Request, Response, TestServer, lock};
 use auth::{App, Certificate, Tokens};
 use odata::{Prefer, PropertyId, Query, TagFilter};
+use render::{render_occurrence, render_stored, render_target, shape, stored_json};
 use time::{Series, Zone};
+use validate::{Writer, bad_request, check_event, check_fields};
 
 /// The tenant in the token URL (`/{tenant}/oauth2/v2.0/token`).
 pub const TENANT: &str = "contoso.onmicrosoft.com";
@@ -644,468 +663,6 @@ impl Mailbox {
     fn organizer(&self) -> Value {
         json!({"emailAddress": {"name": self.display_name, "address": self.upn}})
     }
-}
-
-/// A short plain-text preview of a body, as Graph's `bodyPreview`.
-fn body_preview(content: &str) -> String {
-    let mut text = String::new();
-    let mut in_tag = false;
-    for c in content.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            _ if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    let words: Vec<&str> = text.split_whitespace().collect();
-    words.join(" ").chars().take(255).collect()
-}
-
-fn ical_uid(id: &str) -> String {
-    let digest = Sha256::digest(id.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02X}")).collect();
-    format!("040000008200E00074C5B7101A82E00800000000{hex}")
-}
-
-/// A time as shown: in `out`, or, for all-day events, midnight of the event's own date.
-fn shown_time(instant: DateTime<Utc>, all_day: bool, own: &Zone, out: &Zone) -> Value {
-    if all_day {
-        json!({"dateTime": time::format_wall(own.local(instant)), "timeZone": out.label})
-    } else {
-        time::date_time_time_zone(instant, out)
-    }
-}
-
-/// Written properties that are shown as written (the rest of an event's fields are computed).
-const SHOWN_AS_WRITTEN: &str = "subject body isAllDay sensitivity showAs importance isCancelled \
-    categories location locations attendees organizer isOnlineMeeting onlineMeeting \
-    onlineMeetingProvider isReminderOn reminderMinutesBeforeStart responseRequested \
-    allowNewTimeProposals hideAttendees";
-
-/// What differs between showing a stored event and showing an occurrence of a master.
-struct Shown<'a> {
-    id: String,
-    event_type: &'static str,
-    /// The stored event whose fields are shown (the master, for an occurrence).
-    source: &'a Event,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    master: Option<&'a str>,
-    original_start: Option<DateTime<Utc>>,
-}
-
-/// An event as Graph shows it, times in `out`: Graph's defaults, then the written fields.
-fn render(mailbox: &Mailbox, shown: Shown, out: &Zone) -> Map<String, Value> {
-    let source = shown.source;
-    let props = &source.props;
-    let own = zone_of(&props["start"]);
-    let all_day = source.is_all_day();
-    let mut fields = json!({
-        "@odata.type": "#microsoft.graph.event", "@odata.etag": source.etag(),
-        "id": shown.id, "changeKey": source.change_key, "iCalUId": ical_uid(&shown.id),
-        "type": shown.event_type, "seriesMasterId": shown.master,
-        "createdDateTime": time::format_instant(source.created),
-        "lastModifiedDateTime": time::format_instant(source.modified),
-        "start": shown_time(shown.start, all_day, &own, out),
-        "end": shown_time(shown.end, all_day, &own, out),
-        "originalStartTimeZone": own.label, "originalEndTimeZone": zone_of(&props["end"]).label,
-        "subject": "", "body": {"contentType": "html", "content": ""}, "bodyPreview": "",
-        "isAllDay": false, "sensitivity": "normal", "showAs": "busy", "importance": "normal",
-        "isCancelled": false, "categories": [], "attendees": [], "organizer": mailbox.organizer(),
-        "location": {"displayName": "", "locationType": "default", "uniqueIdType": "unknown"},
-        "locations": [], "isOrganizer": true, "isOnlineMeeting": false, "onlineMeeting": null,
-        "onlineMeetingProvider": "unknown", "onlineMeetingUrl": null, "isReminderOn": true,
-        "reminderMinutesBeforeStart": 15, "responseRequested": true, "allowNewTimeProposals": true,
-        "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
-        "hideAttendees": false, "hasAttachments": false, "isDraft": false, "recurrence": null,
-    });
-    let fields = fields.as_object_mut().expect("an object");
-    for name in SHOWN_AS_WRITTEN.split_whitespace() {
-        if let Some(value) = props.get(name) {
-            fields.insert(name.to_string(), value.clone());
-        }
-    }
-    let preview = body_preview(fields["body"]["content"].as_str().unwrap_or(""));
-    fields.insert("bodyPreview".into(), json!(preview));
-    if let Some(original) = shown.original_start {
-        let text = time::format_original_start(original);
-        fields.insert("originalStart".into(), json!(text));
-    }
-    fields.clone()
-}
-
-/// A stored event as Graph shows it, times in `out`.
-fn render_stored(mailbox: &Mailbox, event: &Event, out: &Zone) -> Map<String, Value> {
-    let shown = Shown {
-        id: event.id.clone(),
-        event_type: event.event_type.name(),
-        source: event,
-        start: event.start(),
-        end: event.end(),
-        master: event.master.as_deref(),
-        original_start: event.original_start,
-    };
-    let mut fields = render(mailbox, shown, out);
-    if let (EventType::Master, Some(recurrence)) = (event.event_type, event.props.get("recurrence"))
-    {
-        fields.insert("recurrence".into(), time::normalized_recurrence(recurrence));
-    }
-    if let Some(transaction) = event.props.get("transactionId") {
-        fields.insert("transactionId".into(), transaction.clone());
-    }
-    fields
-}
-
-/// The occurrence of `master` starting at `start`, in full, times in `out`.
-fn render_occurrence(
-    mailbox: &Mailbox,
-    master: &Event,
-    start: DateTime<Utc>,
-    out: &Zone,
-) -> Map<String, Value> {
-    let shown = Shown {
-        id: occurrence_id(&master.id, start),
-        event_type: "occurrence",
-        source: master,
-        start,
-        end: start + (master.end() - master.start()),
-        master: Some(&master.id),
-        original_start: Some(start),
-    };
-    render(mailbox, shown, out)
-}
-
-/// What a target shows in full.
-fn render_target(mailbox: &Mailbox, target: &Target, out: &Zone) -> Map<String, Value> {
-    match target {
-        Target::Stored(id) => render_stored(mailbox, &mailbox.events[id], out),
-        Target::Occurrence { master, start } => {
-            render_occurrence(mailbox, &mailbox.events[master], *start, out)
-        }
-    }
-}
-
-/// Whether a whitespace-separated list names `name`.
-fn listed(list: &str, name: &str) -> bool {
-    list.split_whitespace().any(|n| n == name)
-}
-
-/// The event properties `$select` may name.
-const EVENT_PROPERTIES: &str = "allowNewTimeProposals attendees body bodyPreview categories changeKey createdDateTime \
-    end hasAttachments hideAttendees iCalUId id importance isAllDay isCancelled isDraft \
-    isOnlineMeeting isOrganizer isReminderOn lastModifiedDateTime location locations \
-    onlineMeeting onlineMeetingProvider onlineMeetingUrl organizer originalEndTimeZone \
-    originalStart originalStartTimeZone recurrence reminderMinutesBeforeStart \
-    responseRequested responseStatus sensitivity seriesMasterId showAs start subject \
-    transactionId type webLink";
-
-/// Applies `$expand` (extended properties matching an id) and `$select` to a rendered event.
-fn shape(
-    mut fields: Map<String, Value>,
-    extended: &[(String, String)],
-    expand: Option<&PropertyId>,
-    select: Option<&str>,
-) -> Result<Map<String, Value>, Reply> {
-    if let Some(wanted) = expand {
-        let matching: Vec<Value> = extended
-            .iter()
-            .filter(|(id, _)| PropertyId::parse(id).as_ref() == Some(wanted))
-            .map(|(id, value)| json!({"id": id, "value": value}))
-            .collect();
-        if !matching.is_empty() {
-            fields.insert("singleValueExtendedProperties".into(), json!(matching));
-        }
-    }
-    let Some(select) = select else {
-        return Ok(fields);
-    };
-    let mut keep: Vec<&str> = vec![
-        "id",
-        "@odata.etag",
-        "@odata.type",
-        "singleValueExtendedProperties",
-    ];
-    for name in select.split(',').map(str::trim) {
-        if !listed(EVENT_PROPERTIES, name) {
-            return Err(Reply::error(
-                400,
-                "RequestBroker--ParseUri",
-                &format!(
-                    "Could not find a property named '{name}' on type 'microsoft.graph.event'."
-                ),
-            ));
-        }
-        keep.push(name);
-    }
-    fields.retain(|name, _| keep.contains(&name.as_str()));
-    Ok(fields)
-}
-
-/// Who is writing event properties: a client (create or update, strict) or a test seeding the
-/// mailbox as a person in Outlook would (read-only fields and odd enum values allowed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Writer {
-    Create,
-    Update,
-    Seed,
-}
-
-const WRITABLE: &str = "allowNewTimeProposals attendees body categories end hideAttendees importance isAllDay \
-    isOnlineMeeting isReminderOn location locations onlineMeetingProvider \
-    originalEndTimeZone originalStartTimeZone recurrence reminderMinutesBeforeStart \
-    responseRequested sensitivity showAs singleValueExtendedProperties start subject \
-    transactionId";
-/// Read-only properties a person in Outlook (or an organizer's action) can still produce.
-const SEEDABLE: &str = "isCancelled organizer onlineMeeting";
-const NOT_IN_FAKE: &str = "attachments extensions multiValueExtendedProperties instances calendar";
-
-fn bad_request(code: &str, message: String) -> Reply {
-    Reply::error(400, code, &message)
-}
-
-fn one_of(name: &str, value: &Value, allowed: &[&str], writer: Writer) -> Result<(), Reply> {
-    match value.as_str() {
-        Some(_) if writer == Writer::Seed => Ok(()),
-        Some(text) if allowed.contains(&text) => Ok(()),
-        _ => Err(bad_request(
-            "RequestBodyRead",
-            format!("Cannot convert the literal '{value}' to the expected type of '{name}'."),
-        )),
-    }
-}
-
-fn check_time_slot(name: &str, value: &Value) -> Result<(), Reply> {
-    let Some(slot) = value.as_object() else {
-        return Err(bad_request(
-            "RequestBodyRead",
-            format!("'{name}' must be a dateTimeTimeZone object."),
-        ));
-    };
-    if let Some(extra) = slot
-        .keys()
-        .find(|k| !["dateTime", "timeZone", "@odata.type"].contains(&k.as_str()))
-    {
-        return Err(bad_request(
-            "RequestBodyRead",
-            format!(
-                "The property '{extra}' does not exist on type 'microsoft.graph.dateTimeTimeZone'."
-            ),
-        ));
-    }
-    let date_time = slot.get("dateTime").and_then(Value::as_str);
-    if date_time.and_then(time::parse_wall).is_none() {
-        return Err(bad_request(
-            "ErrorInvalidRequest",
-            format!(
-                "'{name}.dateTime' must be a date and time without offset, e.g. 2026-05-01T10:00:00.0000000 (got {date_time:?})."
-            ),
-        ));
-    }
-    match slot.get("timeZone").and_then(Value::as_str) {
-        Some(zone) if Zone::named(zone).is_some() => Ok(()),
-        zone => Err(bad_request(
-            "TimeZoneNotSupportedException",
-            format!(
-                "A valid TimeZone value must be specified. The following TimeZone value is not supported: '{}'.",
-                zone.unwrap_or("")
-            ),
-        )),
-    }
-}
-
-fn check_extended(value: &Value) -> Result<(), Reply> {
-    let items = value.as_array().ok_or_else(|| {
-        bad_request(
-            "RequestBodyRead",
-            "singleValueExtendedProperties must be an array.".into(),
-        )
-    })?;
-    for item in items {
-        let id = item["id"].as_str().unwrap_or("");
-        if PropertyId::parse(id).is_none() {
-            return Err(bad_request(
-                "ErrorInvalidProperty",
-                format!("The extended property id '{id}' is not of a supported format."),
-            ));
-        }
-        if !item["value"].is_string() {
-            return Err(bad_request(
-                "RequestBodyRead",
-                "An extended property value must be a string.".into(),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Checks one written property.
-fn check_property(name: &str, value: &Value, writer: Writer) -> Result<(), Reply> {
-    let expect = |ok: bool, what: &str| {
-        if ok {
-            Ok(())
-        } else {
-            Err(bad_request(
-                "RequestBodyRead",
-                format!("'{name}' must be {what}."),
-            ))
-        }
-    };
-    match name {
-        "subject" | "transactionId" | "originalStartTimeZone" | "originalEndTimeZone" => {
-            expect(value.is_string(), "a string")
-        }
-        "isAllDay"
-        | "isOnlineMeeting"
-        | "isReminderOn"
-        | "responseRequested"
-        | "allowNewTimeProposals"
-        | "hideAttendees"
-        | "isCancelled" => expect(value.is_boolean(), "true or false"),
-        "reminderMinutesBeforeStart" => expect(value.is_i64(), "an integer"),
-        "sensitivity" => one_of(
-            name,
-            value,
-            &["normal", "personal", "private", "confidential"],
-            writer,
-        ),
-        "showAs" => one_of(
-            name,
-            value,
-            &[
-                "free",
-                "tentative",
-                "busy",
-                "oof",
-                "workingElsewhere",
-                "unknown",
-            ],
-            writer,
-        ),
-        "importance" => one_of(name, value, &["low", "normal", "high"], writer),
-        "onlineMeetingProvider" => one_of(
-            name,
-            value,
-            &[
-                "unknown",
-                "teamsForBusiness",
-                "skypeForBusiness",
-                "skypeForConsumer",
-            ],
-            writer,
-        ),
-        "body" => {
-            let ok = value.as_object().is_some_and(|b| {
-                b.keys()
-                    .all(|k| ["contentType", "content"].contains(&k.as_str()))
-                    && b.get("content").is_none_or(Value::is_string)
-                    && b.get("contentType")
-                        .is_none_or(|t| matches!(t.as_str(), Some("text" | "html")))
-            });
-            expect(ok, "an itemBody {contentType: text|html, content}")
-        }
-        "start" | "end" => check_time_slot(name, value),
-        "categories" => expect(
-            value
-                .as_array()
-                .is_some_and(|a| a.iter().all(Value::is_string)),
-            "an array of strings",
-        ),
-        "location" | "organizer" | "onlineMeeting" => expect(value.is_object(), "an object"),
-        "locations" | "attendees" => expect(
-            value
-                .as_array()
-                .is_some_and(|a| a.iter().all(Value::is_object)),
-            "an array of objects",
-        ),
-        "recurrence" if value.is_null() => Ok(()),
-        "recurrence" => time::parse_recurrence(value).map(|_| ()).map_err(|why| {
-            bad_request("ErrorInvalidRequest", format!("Invalid recurrence: {why}."))
-        }),
-        "singleValueExtendedProperties" => check_extended(value),
-        _ => Ok(()),
-    }
-}
-
-/// Checks a written body property by property, as Graph reads a request payload.
-fn check_fields(body: &Map<String, Value>, writer: Writer) -> Result<(), Reply> {
-    for (name, value) in body {
-        if name == "@odata.type" {
-            if !matches!(
-                value.as_str(),
-                Some("#microsoft.graph.event" | "microsoft.graph.event")
-            ) {
-                return Err(bad_request(
-                    "RequestBodyRead",
-                    format!("Unexpected @odata.type {value}."),
-                ));
-            }
-            continue;
-        }
-        let seedable = writer == Writer::Seed && listed(SEEDABLE, name.as_str());
-        if listed(NOT_IN_FAKE, name.as_str()) {
-            return Err(Reply::error(
-                501,
-                "NotImplementedInFake",
-                &format!("graph fake: writing '{name}' is not implemented"),
-            ));
-        }
-        if !listed(WRITABLE, name.as_str()) && !seedable {
-            let (code, message) = if listed(EVENT_PROPERTIES, name.as_str()) {
-                (
-                    "ErrorInvalidPropertySet",
-                    format!("The property '{name}' is read-only and cannot be set."),
-                )
-            } else {
-                (
-                    "RequestBodyRead",
-                    format!(
-                        "The property '{name}' does not exist on type 'Microsoft.OutlookServices.Event'. Make sure to only use property names that are defined by the type or mark the type as open type."
-                    ),
-                )
-            };
-            return Err(bad_request(code, message));
-        }
-        check_property(name, value, writer)?;
-    }
-    if writer == Writer::Update && body.contains_key("transactionId") {
-        return Err(bad_request(
-            "ErrorInvalidPropertyUpdate",
-            "The property 'transactionId' cannot be changed once the event exists.".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks an event as a whole after a create or a merged update.
-fn check_event(props: &Map<String, Value>) -> Result<(), Reply> {
-    let (Some(start), Some(end)) = (props.get("start"), props.get("end")) else {
-        return Err(bad_request(
-            "ErrorInvalidRequest",
-            "An event needs a start and an end.".into(),
-        ));
-    };
-    let (start_at, end_at) = (instant_of(start), instant_of(end));
-    if end_at < start_at {
-        return Err(bad_request(
-            "ErrorInvalidRequest",
-            "The end of an event cannot be before its start.".into(),
-        ));
-    }
-    if props.get("isAllDay") == Some(&Value::Bool(true)) {
-        let midnight = |slot: &Value| {
-            time::parse_wall(slot["dateTime"].as_str().unwrap_or(""))
-                .is_some_and(|t| t.time() == chrono::NaiveTime::MIN)
-        };
-        let same_zone = start["timeZone"] == end["timeZone"];
-        if !midnight(start) || !midnight(end) || !same_zone || end_at <= start_at {
-            return Err(bad_request(
-                "ErrorPropertyValidationFailure",
-                "An all-day event must start and end at midnight of the same time zone, ending after it starts.".into(),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Per-mailbox count of requests in flight, capped.
@@ -2357,17 +1914,4 @@ impl GraphFake {
     pub fn requests(&self) -> Vec<Request> {
         self.server.requests()
     }
-}
-
-/// A stored event for inspection: rendered in UTC with every extended property.
-fn stored_json(mailbox: &Mailbox, event: &Event) -> Value {
-    let mut fields = render_stored(mailbox, event, &Zone::utc());
-    let extended: Vec<Value> = event
-        .extended
-        .iter()
-        .map(|(id, value)| json!({"id": id, "value": value}))
-        .collect();
-    fields.insert("singleValueExtendedProperties".into(), json!(extended));
-    fields.insert("calendarId".into(), json!(event.calendar));
-    Value::Object(fields)
 }
