@@ -1127,6 +1127,11 @@ fn create_answers_201_with_graph_fields_and_keeps_the_tag_for_expand_only() {
     body["body"] = json!({"contentType": "html", "content": "<p>Bring   <b>music</b></p>"});
     let created = api.post(&format!("/users/{USER}/calendars/{calendar}/events"), &body);
     assert_eq!(created.status, 201, "{}", created.json);
+    let media = created.header("Content-Type").unwrap();
+    assert!(
+        media.starts_with("application/json;odata.metadata=minimal"),
+        "Graph's own: {media}"
+    );
     let e = &created.json;
     for field in [
         "id",

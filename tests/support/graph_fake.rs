@@ -166,12 +166,17 @@ pub enum Fault {
     Unavailable { retry_after: u64 },
 }
 
+/// The media type of Graph's JSON answers, parameters included, as Graph sends it: a client
+/// must read the media type, not compare the whole header.
+const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
 /// A handler's answer before it becomes an HTTP response or a batch item.
 #[derive(Clone, Debug)]
 pub struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
     body: Option<Value>,
+    content_type: &'static str,
 }
 
 impl Reply {
@@ -180,6 +185,7 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Some(body),
+            content_type: GRAPH_JSON,
         }
     }
 
@@ -188,6 +194,7 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: None,
+            content_type: GRAPH_JSON,
         }
     }
 
@@ -229,7 +236,7 @@ impl Reply {
         }
         match &self.body {
             Some(body) => response
-                .header("Content-Type", "application/json; charset=utf-8")
+                .header("Content-Type", self.content_type)
                 .body(body.to_string()),
             None => response,
         }

@@ -137,6 +137,13 @@ fn basic_credentials(header: &str) -> Option<(String, String)> {
     Some((percent_decode(id, true)?, percent_decode(secret, true)?))
 }
 
+/// A JSON answer of the identity platform (plain JSON, not OData).
+fn aad_json(status: u16, body: Value) -> Reply {
+    let mut reply = Reply::json(status, body);
+    reply.content_type = "application/json; charset=utf-8";
+    reply
+}
+
 /// An AAD refusal: `status`, OAuth `error`, AADSTS number and text.
 fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Reply {
     let trace_id = format!(
@@ -145,7 +152,7 @@ fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Reply {
         Utc::now().timestamp()
     );
     let timestamp = Utc::now().format("%Y-%m-%d %H:%M:%SZ").to_string();
-    Reply::json(
+    aad_json(
         status,
         json!({
             "error": error,
@@ -206,7 +213,7 @@ impl App {
             Ok(()) => {
                 let token = tokens.issue(self.token_lifetime, seed);
                 let seconds = self.token_lifetime.as_secs();
-                Reply::json(
+                aad_json(
                     200,
                     json!({
                         "token_type": "Bearer",

@@ -155,7 +155,7 @@ fn item_response(id: &str, reply: &Reply) -> Value {
         .collect();
     let mut response = json!({"id": id, "status": reply.status});
     if let Some(body) = &reply.body {
-        headers.insert("Content-Type".into(), json!("application/json"));
+        headers.insert("Content-Type".into(), json!(reply.content_type));
         response["body"] = body.clone();
     }
     response["headers"] = Value::Object(headers);

@@ -401,10 +401,19 @@ impl Series {
         found
     }
 
-    /// Whether `start` is one of the series' occurrence starts.
+    /// Whether `start` is one of the series' occurrence starts. Only a numbered range needs
+    /// the expansion from its start; otherwise the day of `start` decides.
     pub fn has_occurrence_at(&self, start: DateTime<Utc>) -> bool {
-        self.starts_between(start, start + Duration::seconds(1))
-            .contains(&start)
+        if self.range.count.is_some() {
+            return self
+                .starts_between(start, start + Duration::seconds(1))
+                .contains(&start);
+        }
+        let day = self.zone.local(start).date();
+        day >= self.range.start
+            && self.range.end.is_none_or(|end| day <= end)
+            && self.matches(day)
+            && self.start_on(day) == start
     }
 }
 
