@@ -1024,6 +1024,23 @@ fn recurrence_patterns_and_ranges_expand_as_documented() {
         starts(&fake, &second_tuesday, from, to),
         ["2026-03-10T08:00", "2027-03-09T08:00"]
     );
+    // An occurrence id names the series and an original start; only real starts resolve.
+    let api = Api::new(&fake);
+    let occurrence = &fake.instances(USER, &second_tuesday, from, to)[1]["id"];
+    let got = api.get(&format!(
+        "/users/{USER}/events/{}",
+        occurrence.as_str().unwrap()
+    ));
+    assert_eq!(
+        (got.status, got.json["originalStart"].as_str()),
+        (200, Some("2027-03-09T08:00:00Z"))
+    );
+    let forged = URL_SAFE_NO_PAD.encode(format!("{second_tuesday}|{}", 1_804_492_800)); // 2027-03-08T08:00Z, a Monday
+    assert_eq!(
+        api.get(&format!("/users/{USER}/events/AAMkOcc{forged}="))
+            .status,
+        404
+    );
 
     // Dates are counted in the recurrence zone: 10:00 in Berlin is 08:00 UTC in summer,
     // 09:00 in winter.
@@ -1279,6 +1296,12 @@ fn tag_query_matches_name_case_sensitively_and_value_case_insensitively() {
     );
     assert_eq!(query("", "String calsyncKey", "x").status, 400);
     assert_eq!(fake.count(Kind::TagQuery), 6);
+    assert_eq!(
+        api.get(&format!("/users/{USER}/events")).ids().len(),
+        2,
+        "no filter: all"
+    );
+    assert_eq!(fake.count(Kind::EventList), 1);
 }
 
 #[test]
