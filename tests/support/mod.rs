@@ -4,6 +4,8 @@
 //! Radicale, loopback HTTP servers. This module provides the servers:
 //! - [`http`]: `TestServer`, a recording HTTP/1.1 server with a handler, for fakes of Graph,
 //!   Google and .ics feeds;
+//! - [`graph_fake`]: `GraphFake`, a stateful Microsoft Graph calendar API and token endpoint on a
+//!   `TestServer`, written from Microsoft's documentation;
 //! - [`proxy`]: `FaultProxy`, a recording reverse proxy that drops, delays, truncates or answers
 //!   with an error status on command;
 //! - [`radicale`]: `Radicale`, a real CalDAV server started per test.
@@ -14,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod graph_fake;
 pub mod http;
 pub mod ics;
 pub mod parish;
