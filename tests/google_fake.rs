@@ -427,6 +427,49 @@ fn delegated_subject_needs_an_allowance_and_then_owns_primary() {
 }
 
 #[test]
+fn only_a_delegated_service_account_may_invite_attendees() {
+    let fake = GoogleFake::start();
+    let mut event = timed(
+        "invite001",
+        "x",
+        "2026-05-04T10:00:00Z",
+        "2026-05-04T11:00:00Z",
+    );
+    event["attendees"] = json!([{ "email": "anna@example.org" }]);
+    let insert = |token: &str, event: &Value| {
+        read(
+            client()
+                .post(fake.events_url(CALENDAR_ID))
+                .bearer_auth(token)
+                .header("Content-Type", "application/json")
+                .body(event.to_string())
+                .send()
+                .expect("an insert"),
+        )
+    };
+    let (status, body) = insert(&fake.issue_token(), &event);
+    assert_eq!(
+        (status, reason(&body)),
+        (403, "forbiddenForServiceAccounts")
+    );
+    event["attendees"] = json!([]);
+    assert_eq!(
+        insert(&fake.issue_token(), &event).0,
+        200,
+        "an empty list invites nobody"
+    );
+
+    fake.allow_subject("office@example.org");
+    let as_office = claims_with(&fake, |c| c["sub"] = json!("office@example.org"));
+    let (_, grant) = post_token(&fake, &sign_assertion(&as_office, SA_PRIVATE_KEY_PEM, None));
+    event["id"] = json!("invite002");
+    event["attendees"] = json!([{ "email": "anna@example.org" }]);
+    let (status, body) = insert(grant["access_token"].as_str().unwrap(), &event);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["attendees"][0]["email"], "anna@example.org");
+}
+
+#[test]
 fn api_calls_need_a_live_bearer_token() {
     let api = Api::new();
     let url = api.fake.events_url(CALENDAR_ID);

@@ -40,28 +40,38 @@
 //! Event ids, `start`/`end` presence and shape, time zones (IANA), `timeRangeEmpty`,
 //! `maxResults` ≥ 1, RFC 3339 `timeMin`/`timeMax` with offset, `orderBy=startTime` only with
 //! `singleEvents`, enum values of `status`/`visibility`/`transparency`/`eventType`/`sendUpdates`,
-//! `conferenceData` ignored unless `conferenceDataVersion=1`, read-only fields ignored.
+//! `conferenceData` ignored unless `conferenceDataVersion=1`, read-only fields ignored, and
+//! attendees refused (403 `forbiddenForServiceAccounts`) unless the account acts for a user by
+//! domain-wide delegation ("Service accounts need to use domain-wide delegation of authority to
+//! populate the attendee list").
 //!
-//! # Decided where the documentation is silent (each a knob where it matters)
+//! # Decided where the documentation is silent
 //! - Unknown top-level body fields are ignored and not stored (Google's JSON API drops them);
 //!   unknown query parameters are refused with 400 (fake strictness, so a typo such as
 //!   `singleEvent=true` cannot pass silently; [`GoogleFake::set_lenient_query`] relaxes it).
+//!   `timeZone`, `maxAttendees`, `alwaysIncludeEmail`, `showHiddenInvitations` are checked and
+//!   then ignored (times come in each event's own zone); `q` is a plain substring match.
 //! - `maxResults` above 2500 is clamped ("the page size can never be larger than 2500"), not refused.
 //! - A calendar the account cannot see answers 404 `notFound`: Google's error guide lists "a
 //!   calendar that the user can not access" under 404. [`Access::Refused`] answers 403 instead,
 //!   [`Access::Reader`] refuses writes with 403 `requiredAccessLevel`.
 //! - The JWT header `kid` is optional (Google's own example header has none); when present it
-//!   must be the key file's `private_key_id`, else "Invalid JWT Signature.".
+//!   must be the key file's `private_key_id`, else "Invalid JWT Signature.". The token request
+//!   must be form-encoded. The token endpoint takes no injected faults.
 //! - A token without a calendar scope is issued (Google issues tokens for any valid scopes) and
 //!   refused at the first API call with 403 `insufficientPermissions`.
 //! - Sending both `id` and `iCalUID` on insert → 400 (docs: "only one of them should be
 //!   supplied"; knob [`GoogleFake::set_reject_id_with_ical_uid`]).
+//! - A PUT that omits `status` keeps it: only an explicit `status: confirmed` restores a
+//!   cancelled event. Deleting a series cancels its exceptions too. Master changes do not rewrite
+//!   existing exceptions. `/instances` of a non-recurring event is 400, of a deleted one 410.
 //! - Paging: follow-up pages must repeat the first request's parameters (syncToken included;
 //!   `maxResults` may change), else 400; page tokens stay valid, so a retried page works.
 //!   A syncToken must be used with the `singleEvents`, `showDeleted`, `eventTypes` and
-//!   `showHiddenInvitations` of the list that produced it, else 400.
-//! - Master changes do not rewrite existing exceptions; `/instances` of a non-recurring event
-//!   is 400; a deleted series with `singleEvents=true` yields its instances as cancelled items.
+//!   `showHiddenInvitations` of the list that produced it, else 400. A deleted series with
+//!   `singleEvents=true` yields its instances as cancelled items.
+//! - Batch: a part that cannot be read (not `application/http`, a full URL) gets its own 400 in
+//!   its place; a body without the closing delimiter, no parts or more than 1000 → 400 for all.
 //!
 //! # Unverified behaviours, as knobs (defaults in brackets)
 //! - Restoring a cancelled event by PUT/PATCH `status: confirmed` [allowed] or 403
@@ -70,11 +80,18 @@
 //! - `unauthorized_client` for a refused `sub` [401] ([`GoogleFake::set_unauthorized_client_status`]);
 //!   allowed subjects ([`GoogleFake::allow_subject`], none by default).
 //! - JWT clock skew [60 s]; token lifetime [3599 s]; extended property limits [key 44, value
-//!   1024]; instances expanded per series without `timeMax` [1000]; error wording of the
-//!   syncToken-restriction 400 (reason `syncTokenWithRequestRestrictions`, from a report).
+//!   1024]; instances expanded per series without `timeMax` [1000]; `sequence` bumps on changes
+//!   of start, end, recurrence or status; wording of the syncToken-restriction 400 (reason
+//!   `syncTokenWithRequestRestrictions`, as a report quotes it).
 //! - Short or empty pages with `nextPageToken` ([`GoogleFake::script_page_sizes`]); sync token
 //!   invalidation ([`GoogleFake::invalidate_sync_tokens`]); batch execution order
 //!   ([`GoogleFake::set_reverse_batch_execution`]; answers stay in request order).
+//!
+//! # Observing a client
+//! [`GoogleFake::calls`] lists every call (batch items with `in_batch`; the `Token` call's `query`
+//! holds the posted form, assertion included, so a test can decode the JWT a client sent);
+//! [`GoogleFake::count`] counts them by [`Kind`]; [`GoogleFake::events`] returns what is stored,
+//! cancelled events and extended properties included.
 
 mod auth;
 mod batch;
@@ -880,17 +897,18 @@ impl State {
         identity: &str,
     ) -> Result<Reply, ApiError> {
         let if_match = request.header("If-Match");
+        let delegated = identity != CLIENT_EMAIL;
         match kind {
             Kind::List => listing::list(self, calendar, request),
             Kind::Instances => listing::instances(self, calendar, event, request),
             Kind::Get => events::get(self, calendar, event, request.header("If-None-Match")),
             Kind::Insert => {
-                let mode = events::Mode::api(request)?;
+                let mode = events::Mode::api(request, delegated)?;
                 let body = wire::json_body(request)?;
                 events::insert(self, calendar, body, mode, identity).map(|e| Reply::json(200, e))
             }
             Kind::Update | Kind::Patch => {
-                let mode = events::Mode::api(request)?;
+                let mode = events::Mode::api(request, delegated)?;
                 let body = wire::json_body(request)?;
                 events::update(
                     self,
@@ -904,7 +922,7 @@ impl State {
                 .map(|e| Reply::json(200, e))
             }
             Kind::Delete => {
-                events::Mode::api(request)?;
+                events::Mode::api(request, delegated)?;
                 events::delete(self, calendar, event, if_match).map(|()| Reply::empty(204))
             }
             Kind::Token | Kind::Batch | Kind::Other => Err(ApiError::not_found()),

@@ -22,13 +22,18 @@ use super::{Calendar, Clock, Knobs, Restore, SEED_CREATOR, State, Stored};
 /// seeding helper playing the human (fields kept as given).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    Api { conference_data: bool },
+    Api {
+        /// `conferenceDataVersion=1`: only then does Google read `conferenceData`.
+        conference_data: bool,
+        /// Acting for a user (domain-wide delegation) rather than as the service account.
+        delegated: bool,
+    },
     Seed,
 }
 
 impl Mode {
     /// Checks the write parameters Google validates and reads `conferenceDataVersion`.
-    pub fn api(request: &ApiRequest) -> Result<Mode, ApiError> {
+    pub fn api(request: &ApiRequest, delegated: bool) -> Result<Mode, ApiError> {
         if let Some(value) = request.param("sendUpdates")
             && !["all", "externalOnly", "none"].contains(&value)
         {
@@ -49,7 +54,10 @@ impl Mode {
                 return Err(ApiError::invalid(text).at("parameter", "conferenceDataVersion"));
             }
         };
-        Ok(Mode::Api { conference_data })
+        Ok(Mode::Api {
+            conference_data,
+            delegated,
+        })
     }
 }
 
@@ -146,19 +154,19 @@ pub fn get(
     if_none_match: Option<&str>,
 ) -> Result<Reply, ApiError> {
     let cal = &state.calendars[calendar];
-    let resource = current(cal, id).ok_or_else(ApiError::not_found)?.0;
+    let resource = current(cal, id).ok_or_else(ApiError::not_found)?;
     if if_none_match.is_some_and(|tag| resource["etag"] == tag) {
         return Ok(Reply::empty(304));
     }
     Ok(Reply::json(200, resource))
 }
 
-/// The event or instance `id` names, and whether it is virtual (not stored yet).
-fn current(cal: &Calendar, id: &str) -> Option<(Value, bool)> {
-    if let Some(stored) = cal.events.get(id) {
-        return Some((stored.resource.clone(), false));
+/// The event or instance `id` names: stored, or rendered from its series.
+fn current(cal: &Calendar, id: &str) -> Option<Value> {
+    match cal.events.get(id) {
+        Some(stored) => Some(stored.resource.clone()),
+        None => virtual_instance(cal, id),
     }
-    virtual_instance(cal, id).map(|v| (v, true))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,6 +192,7 @@ pub fn insert(
     let Value::Object(mut body) = body else {
         return Err(ApiError::parse_error());
     };
+    check_attendees(&body, mode)?;
     let id = take_string(&mut body, "id")?;
     let ical_uid = take_string(&mut body, "iCalUID")?;
     if let Some(id) = &id
@@ -270,11 +279,12 @@ pub fn update(
     let cal = calendars
         .get_mut(calendar)
         .expect("the calendar was resolved");
-    let (old, _virtual) = current(cal, id).ok_or_else(ApiError::not_found)?;
+    let old = current(cal, id).ok_or_else(ApiError::not_found)?;
     check_if_match(&old, if_match)?;
     let Value::Object(body) = body else {
         return Err(ApiError::parse_error());
     };
+    check_attendees(&body, mode)?;
     let sent_sequence = body.get("sequence").and_then(Value::as_i64);
     let changes = writable_with_nulls(body, mode);
     let mut next = if merge {
@@ -313,7 +323,7 @@ pub fn delete(
     let cal = calendars
         .get_mut(calendar)
         .expect("the calendar was resolved");
-    let (mut event, _virtual) = current(cal, id).ok_or_else(ApiError::not_found)?;
+    let mut event = current(cal, id).ok_or_else(ApiError::not_found)?;
     check_if_match(&event, if_match)?;
     if event["status"] == "cancelled" {
         return Err(ApiError::deleted());
@@ -361,6 +371,34 @@ fn store(cal: &mut Calendar, clock: &mut Clock, id: &str, resource: Value) {
     );
 }
 
+/// "Service accounts need to use domain-wide delegation of authority to populate the attendee
+/// list" (Event.attendees): without it Google refuses attendees with 403.
+fn check_attendees(body: &Map<String, Value>, mode: Mode) -> Result<(), ApiError> {
+    let inviting = body
+        .get("attendees")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    if inviting
+        && matches!(
+            mode,
+            Mode::Api {
+                delegated: false,
+                ..
+            }
+        )
+    {
+        let text =
+            "Service accounts cannot invite attendees without Domain-Wide Delegation of Authority.";
+        return Err(ApiError::new(
+            403,
+            "calendar",
+            "forbiddenForServiceAccounts",
+            text,
+        ));
+    }
+    Ok(())
+}
+
 fn check_if_match(event: &Value, if_match: Option<&str>) -> Result<(), ApiError> {
     match if_match {
         Some(tag) if tag != "*" && event["etag"] != tag => Err(ApiError::condition_not_met()),
@@ -398,7 +436,9 @@ fn writable_with_nulls(mut body: Map<String, Value>, mode: Mode) -> Value {
     body.remove("id");
     match mode {
         Mode::Seed => Value::Object(body),
-        Mode::Api { conference_data } => {
+        Mode::Api {
+            conference_data, ..
+        } => {
             body.retain(|k, _| {
                 WRITABLE.contains(&k.as_str()) && (conference_data || k != "conferenceData")
             });
@@ -410,10 +450,13 @@ fn writable_with_nulls(mut body: Map<String, Value>, mode: Mode) -> Value {
 /// PUT: the kept fields of the old version, everything else from the body. Conference data a
 /// client could not send (no `conferenceDataVersion=1`) is kept, since Google ignores it then.
 fn replaced(old: &Value, body: Value, mode: Mode) -> Value {
-    let keep_conference = mode
-        == Mode::Api {
+    let keep_conference = matches!(
+        mode,
+        Mode::Api {
             conference_data: false,
-        };
+            ..
+        }
+    );
     let kept =
         |key: &str| KEPT_ON_PUT.contains(&key) || (keep_conference && key == "conferenceData");
     let mut next: Map<String, Value> = old
@@ -439,9 +482,9 @@ fn merged(old: &Value, patch: Value) -> Value {
         let Some(point) = next.get_mut(key).and_then(Value::as_object_mut) else {
             continue;
         };
-        let patched = &old[key];
         if point.contains_key("date") && point.contains_key("dateTime") {
-            let keep_date = patched.get("date").is_none();
+            // The form the old version lacked is the one the patch brought.
+            let keep_date = old[key].get("date").is_none();
             point.remove(if keep_date { "dateTime" } else { "date" });
         }
     }
