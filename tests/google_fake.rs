@@ -519,6 +519,20 @@ fn api_calls_need_a_live_bearer_token() {
 #[test]
 fn calendars_the_account_cannot_see_are_not_found_or_refused_by_knob() {
     let api = Api::new();
+    api.fake
+        .set_calendar_time_zone(CALENDAR_ID, "Europe/Berlin");
+    let (status, calendar) = api.call(
+        Method::GET,
+        &format!("/calendars/{}", enc(CALENDAR_ID)),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(calendar["kind"], "calendar#calendar");
+    assert_eq!(
+        (calendar["id"].as_str(), calendar["timeZone"].as_str()),
+        (Some(CALENDAR_ID), Some("Europe/Berlin"))
+    );
+    assert_eq!(api.fake.count(Kind::Calendar), 1);
     let event = timed(
         "visible01",
         "x",

@@ -15,7 +15,7 @@
 //! - Every API call needs `Authorization: Bearer <live token>` (401 `required` / `authError`,
 //!   with `status: UNAUTHENTICATED`); its scopes must cover the method (403
 //!   `insufficientPermissions`): `calendar` or `calendar.events`, or their `.readonly` for reads.
-//! - `events.list`, `events.get`, `events.insert`, `events.update` (PUT), `events.patch`,
+//! - `calendars.get` (id, summary, timeZone: a client's access check), `events.list`, `events.get`, `events.insert`, `events.update` (PUT), `events.patch`,
 //!   `events.delete`, `events.instances`, under `/calendar/v3/calendars/{calendarId}/…`
 //!   (`calendarId` percent-decoded; `primary` = the account's, or the delegated subject's, own).
 //! - Incremental sync: `nextSyncToken` on the last page only, `syncToken` with the documented
@@ -134,6 +134,8 @@ pub const WRONG_PRIVATE_KEY_PEM: &str = include_str!("../fixtures/wrong-rsa-key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     Token,
+    /// `calendars.get`: the calendar's own metadata (an access check).
+    Calendar,
     List,
     Instances,
     Get,
@@ -150,7 +152,10 @@ pub enum Kind {
 
 impl Kind {
     fn is_read(self) -> bool {
-        matches!(self, Kind::List | Kind::Instances | Kind::Get)
+        matches!(
+            self,
+            Kind::Calendar | Kind::List | Kind::Instances | Kind::Get
+        )
     }
 }
 
@@ -704,6 +709,7 @@ impl GoogleFake {
     /// `organizer`…); times and `recurrence` must still be valid. Returns the stored event.
     pub fn seed_event(&self, calendar: &str, event: Value) -> Value {
         let mut state = self.state();
+        state.calendar(calendar);
         events::insert(
             &mut state,
             calendar,
@@ -718,6 +724,7 @@ impl GoogleFake {
     /// series (see [`GoogleFake::instance_id`]) turns that instance into a modified exception.
     pub fn seed_patch(&self, calendar: &str, id: &str, patch: Value) -> Value {
         let mut state = self.state();
+        state.calendar(calendar);
         events::update(
             &mut state,
             calendar,
@@ -733,6 +740,7 @@ impl GoogleFake {
     /// Deletes an event (status `cancelled`), or cancels one instance of a series.
     pub fn seed_delete(&self, calendar: &str, id: &str) {
         let mut state = self.state();
+        state.calendar(calendar);
         events::delete(&mut state, calendar, id, None)
             .unwrap_or_else(|e| panic!("seeding a delete of {id}: {}", e.message));
     }
@@ -769,6 +777,20 @@ pub fn sign_assertion(claims: &Value, private_key_pem: &str, kid: Option<&str>) 
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.as_bytes())
         .expect("a PEM RSA private key");
     jsonwebtoken::encode(&header, claims, &key).expect("signing a JWT")
+}
+
+impl Calendar {
+    /// The `calendar#calendar` resource of `calendars.get`.
+    fn resource(&self) -> Value {
+        json!({
+            "kind": "calendar#calendar",
+            "etag": format!("\"c{}\"", self.id.len()),
+            "id": self.id,
+            "summary": self.summary,
+            "timeZone": self.time_zone.name(),
+            "conferenceProperties": { "allowedConferenceSolutionTypes": ["hangoutsMeet"] },
+        })
+    }
 }
 
 impl State {
@@ -899,6 +921,7 @@ impl State {
         let if_match = request.header("If-Match");
         let delegated = identity != CLIENT_EMAIL;
         match kind {
+            Kind::Calendar => Ok(Reply::json(200, self.calendars[calendar].resource())),
             Kind::List => listing::list(self, calendar, request),
             Kind::Instances => listing::instances(self, calendar, event, request),
             Kind::Get => events::get(self, calendar, event, request.header("If-None-Match")),

@@ -254,11 +254,18 @@ pub fn authenticate(
     }
 }
 
-/// The discovery document's scopes per method: reads accept the read-only scopes too.
+/// The discovery document's scopes per method: `calendar` always; the events scopes for event
+/// calls; the read-only ones for reads.
 pub fn check_scopes(scopes: &[String], kind: Kind) -> Result<(), ApiError> {
-    let mut accepted = vec!["calendar", "calendar.events"];
-    if kind.is_read() {
-        accepted.extend(["calendar.readonly", "calendar.events.readonly"]);
+    let mut accepted = vec!["calendar"];
+    match kind {
+        Kind::Calendar => accepted.push("calendar.readonly"),
+        _ if kind.is_read() => accepted.extend([
+            "calendar.events",
+            "calendar.readonly",
+            "calendar.events.readonly",
+        ]),
+        _ => accepted.push("calendar.events"),
     }
     let covered = scopes.iter().any(|s| {
         s.strip_prefix(SCOPE_PREFIX)

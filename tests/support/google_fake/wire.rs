@@ -75,6 +75,7 @@ impl Route {
         let segments: Vec<String> = rest.split('/').map(percent_decode).collect();
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         let (kind, event) = match (method, segments.as_slice()) {
+            ("GET", [_]) => (Kind::Calendar, None),
             ("GET", [_, "events"]) => (Kind::List, None),
             ("POST", [_, "events"]) => (Kind::Insert, None),
             ("GET", [_, "events", id]) => (Kind::Get, Some(*id)),
@@ -157,7 +158,7 @@ fn method_params(kind: Kind) -> &'static [&'static str] {
             "supportsAttachments",
         ],
         Kind::Delete => &["sendNotifications", "sendUpdates"],
-        Kind::Token | Kind::Batch | Kind::Other => &[],
+        Kind::Calendar | Kind::Token | Kind::Batch | Kind::Other => &[],
     }
 }
 
