@@ -75,6 +75,11 @@ impl Api {
         format!("/calendars/{}/events{suffix}", enc(CALENDAR_ID))
     }
 
+    /// Seeds an event into [`CALENDAR_ID`] as the human would.
+    fn seed(&self, event: Value) -> Value {
+        self.fake.seed_event(CALENDAR_ID, event)
+    }
+
     fn list(&self, query: &str) -> (u16, Value) {
         self.call(Method::GET, &self.events(&format!("?{query}")), None)
     }
@@ -568,10 +573,7 @@ fn pages_hold_at_most_max_results_and_only_the_last_has_a_sync_token() {
     for i in 0..7 {
         let start = format!("2026-05-{:02}T10:00:00Z", i + 1);
         let end = format!("2026-05-{:02}T11:00:00Z", i + 1);
-        api.fake.seed_event(
-            CALENDAR_ID,
-            timed(&format!("event{i:04}"), "e", &start, &end),
-        );
+        api.seed(timed(&format!("event{i:04}"), "e", &start, &end));
     }
     let (status, first) = api.list("maxResults=3");
     assert_eq!(status, 200);
@@ -593,7 +595,7 @@ fn page_size_defaults_to_250_and_is_clamped_to_2500() {
     let api = Api::new();
     for i in 0..2501 {
         let event = json!({ "id": format!("bulk{i:05}"), "start": { "date": "2026-05-04" }, "end": { "date": "2026-05-05" } });
-        api.fake.seed_event(CALENDAR_ID, event);
+        api.seed(event);
     }
     let (_, page) = api.list("");
     assert_eq!(page["items"].as_array().unwrap().len(), 250);
@@ -607,9 +609,7 @@ fn scripted_pages_may_be_short_or_empty_yet_carry_a_page_token() {
     let api = Api::new();
     for i in 0..3 {
         let day = format!("2026-06-0{}", i + 1);
-        api.fake.seed_event(
-            CALENDAR_ID,
-            json!({ "id": format!("allday{i:03}"), "start": { "date": day }, "end": { "date": format!("2026-06-0{}", i + 2) } }),
+        api.seed(json!({ "id": format!("allday{i:03}"), "start": { "date": day }, "end": { "date": format!("2026-06-0{}", i + 2) } }),
         );
     }
     api.fake.script_page_sizes(&[0, 1]);
@@ -637,10 +637,7 @@ fn page_token_needs_the_parameters_of_its_first_request() {
     for i in 0..3 {
         let start = format!("2026-05-0{}T10:00:00Z", i + 1);
         let end = format!("2026-05-0{}T11:00:00Z", i + 1);
-        api.fake.seed_event(
-            CALENDAR_ID,
-            timed(&format!("paged{i:03}"), "p", &start, &end),
-        );
+        api.seed(timed(&format!("paged{i:03}"), "p", &start, &end));
     }
     let (_, first) = api.list("singleEvents=true&maxResults=1");
     let token = enc(first["nextPageToken"].as_str().unwrap());
@@ -662,35 +659,26 @@ fn time_min_bounds_the_end_and_time_max_the_start_both_exclusive() {
     let api = Api::new();
     api.fake
         .set_calendar_time_zone(CALENDAR_ID, "Europe/Berlin");
-    api.fake.seed_event(
-        CALENDAR_ID,
-        timed(
-            "early0001",
-            "ends at 10",
-            "2026-05-04T09:00:00Z",
-            "2026-05-04T10:00:00Z",
-        ),
-    );
-    api.fake.seed_event(
-        CALENDAR_ID,
-        timed(
-            "inside001",
-            "inside",
-            "2026-05-04T10:30:00Z",
-            "2026-05-04T11:00:00Z",
-        ),
-    );
-    api.fake.seed_event(
-        CALENDAR_ID,
-        timed(
-            "late00001",
-            "starts at 12",
-            "2026-05-04T12:00:00Z",
-            "2026-05-04T13:00:00Z",
-        ),
-    );
+    api.seed(timed(
+        "early0001",
+        "ends at 10",
+        "2026-05-04T09:00:00Z",
+        "2026-05-04T10:00:00Z",
+    ));
+    api.seed(timed(
+        "inside001",
+        "inside",
+        "2026-05-04T10:30:00Z",
+        "2026-05-04T11:00:00Z",
+    ));
+    api.seed(timed(
+        "late00001",
+        "starts at 12",
+        "2026-05-04T12:00:00Z",
+        "2026-05-04T13:00:00Z",
+    ));
     // All-day on 2026-05-05 in Berlin = 2026-05-04T22:00Z .. 2026-05-05T22:00Z.
-    api.fake.seed_event(CALENDAR_ID, json!({ "id": "allday001", "start": { "date": "2026-05-05" }, "end": { "date": "2026-05-06" } }));
+    api.seed(json!({ "id": "allday001", "start": { "date": "2026-05-05" }, "end": { "date": "2026-05-06" } }));
 
     let window = format!(
         "timeMin={}&timeMax={}",
@@ -770,24 +758,18 @@ fn private_extended_property_filter_matches_exactly() {
 #[test]
 fn fields_mask_returns_only_what_was_asked_for() {
     let api = Api::new();
-    api.fake.seed_event(
-        CALENDAR_ID,
-        timed(
-            "masked001",
-            "m",
-            "2026-05-04T10:00:00Z",
-            "2026-05-04T11:00:00Z",
-        ),
-    );
-    api.fake.seed_event(
-        CALENDAR_ID,
-        timed(
-            "masked002",
-            "m",
-            "2026-05-05T10:00:00Z",
-            "2026-05-05T11:00:00Z",
-        ),
-    );
+    api.seed(timed(
+        "masked001",
+        "m",
+        "2026-05-04T10:00:00Z",
+        "2026-05-04T11:00:00Z",
+    ));
+    api.seed(timed(
+        "masked002",
+        "m",
+        "2026-05-05T10:00:00Z",
+        "2026-05-05T11:00:00Z",
+    ));
     let (_, body) = api.list(&format!(
         "maxResults=1&fields={}",
         enc("items(id,etag),nextPageToken")
@@ -836,33 +818,24 @@ fn sync_token_refuses_the_documented_restrictions() {
 #[test]
 fn incremental_sync_returns_every_change_since_its_token_beyond_the_window() {
     let api = Api::new();
-    api.fake.seed_event(
-        CALENDAR_ID,
-        timed(
-            "still0001",
-            "stays",
-            "2026-05-04T10:00:00Z",
-            "2026-05-04T11:00:00Z",
-        ),
-    );
-    api.fake.seed_event(
-        CALENDAR_ID,
-        timed(
-            "changes01",
-            "before",
-            "2026-05-05T10:00:00Z",
-            "2026-05-05T11:00:00Z",
-        ),
-    );
-    api.fake.seed_event(
-        CALENDAR_ID,
-        timed(
-            "goes00001",
-            "goes",
-            "2026-05-06T10:00:00Z",
-            "2026-05-06T11:00:00Z",
-        ),
-    );
+    api.seed(timed(
+        "still0001",
+        "stays",
+        "2026-05-04T10:00:00Z",
+        "2026-05-04T11:00:00Z",
+    ));
+    api.seed(timed(
+        "changes01",
+        "before",
+        "2026-05-05T10:00:00Z",
+        "2026-05-05T11:00:00Z",
+    ));
+    api.seed(timed(
+        "goes00001",
+        "goes",
+        "2026-05-06T10:00:00Z",
+        "2026-05-06T11:00:00Z",
+    ));
     // A windowed first list still yields a usable token (Google's own sync guide does this).
     let window = format!(
         "timeMin={}&timeMax={}",
@@ -875,15 +848,12 @@ fn incremental_sync_returns_every_change_since_its_token_beyond_the_window() {
     api.fake
         .seed_patch(CALENDAR_ID, "changes01", json!({ "summary": "after" }));
     api.fake.seed_delete(CALENDAR_ID, "goes00001");
-    api.fake.seed_event(
-        CALENDAR_ID,
-        timed(
-            "farfut001",
-            "next year",
-            "2027-09-01T10:00:00Z",
-            "2027-09-01T11:00:00Z",
-        ),
-    );
+    api.seed(timed(
+        "farfut001",
+        "next year",
+        "2027-09-01T10:00:00Z",
+        "2027-09-01T11:00:00Z",
+    ));
 
     let (changes, next) = api.list_all(&format!("syncToken={}", enc(&sync)));
     assert_eq!(ids(&changes), ["changes01", "goes00001", "farfut001"]);
@@ -984,7 +954,7 @@ fn single_events_expand_a_series_with_its_modified_and_cancelled_instances() {
 #[test]
 fn without_single_events_a_series_is_its_master_plus_exceptions() {
     let api = Api::new();
-    api.fake.seed_event(CALENDAR_ID, weekly("series002", 4));
+    api.seed(weekly("series002", 4));
     api.fake.seed_modify_instance(
         CALENDAR_ID,
         "series002",
@@ -1032,7 +1002,7 @@ fn without_single_events_a_series_is_its_master_plus_exceptions() {
 #[test]
 fn incremental_sync_reports_a_cancelled_instance_minimally() {
     let api = Api::new();
-    api.fake.seed_event(CALENDAR_ID, weekly("series003", 3));
+    api.seed(weekly("series003", 3));
     let (_, plain) = api.list_all("");
     let (_, single) = api.list_all("singleEvents=true");
     api.fake
@@ -1056,7 +1026,7 @@ fn incremental_sync_reports_a_cancelled_instance_minimally() {
 #[test]
 fn instances_endpoint_lists_pages_and_filters_one_series() {
     let api = Api::new();
-    api.fake.seed_event(CALENDAR_ID, weekly("series004", 5));
+    api.seed(weekly("series004", 5));
     api.fake
         .seed_cancel_instance(CALENDAR_ID, "series004", "2026-05-11T10:00:00+02:00");
     let path = |q: &str| api.events(&format!("/series004/instances?{q}"));
@@ -1560,9 +1530,7 @@ fn visibility_default_is_omitted_and_seeds_keep_whatever_a_human_set() {
         assert_eq!(api.insert(&ok).1["visibility"], value);
     }
 
-    let seeded = api.fake.seed_event(
-        CALENDAR_ID,
-        json!({
+    let seeded = api.seed(json!({
             "id": "human0001", "summary": "Board", "visibility": "someday-new-value", "eventType": "outOfOffice",
             "start": { "dateTime": "2026-05-04T10:00:00Z" }, "end": { "dateTime": "2026-05-04T11:00:00Z" },
             "hangoutLink": "https://meet.google.com/abc-defg-hij",
