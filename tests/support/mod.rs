@@ -2,6 +2,7 @@
 //!
 //! Tests here talk to real things: the built binary as a process, SQLite files on disk, a real
 //! Radicale, loopback HTTP servers. This module provides the servers:
+//! - [`google_fake`]: `GoogleFake`, a stateful Google Calendar API v3 and OAuth token endpoint;
 //! - [`http`]: `TestServer`, a recording HTTP/1.1 server with a handler, for fakes of Graph,
 //!   Google and .ics feeds;
 //! - [`graph_fake`]: `GraphFake`, a stateful Microsoft Graph calendar API and token endpoint on a
@@ -16,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod google_fake;
 pub mod graph_fake;
 pub mod http;
 pub mod ics;
