@@ -15,6 +15,7 @@ pub mod error;
 pub mod exit;
 pub mod fsutil;
 pub mod hashing;
+pub mod html;
 pub mod ical;
 pub mod interrupt;
 pub mod logging;
