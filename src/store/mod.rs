@@ -166,6 +166,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE run ADD COLUMN withdrawn INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 4: an intent is settled per item; without this index every settlement scanned them.
+    r#"
+    CREATE INDEX intent_by_item ON intent (pair, item_key);
+    "#,
 ];
 
 /// The schema version this build writes.
