@@ -497,11 +497,13 @@ pub fn parse(
         }
         pairs.push(pair);
     }
-    // A file target is written whole by its pair: two pairs on one file would erase each other.
+    // A file target is written whole by its pair: two pairs on one file would erase each
+    // other. One file is one real path, whatever the spelling (a symlink, `./`, `..`).
     for (i, a) in pairs.iter().enumerate() {
         for b in &pairs[i + 1..] {
             if let (Endpoint::Ics(x), Endpoint::Ics(y)) = (&a.target, &b.target)
-                && x.location == y.location
+                && let (IcsLocation::Path(px), IcsLocation::Path(py)) = (&x.location, &y.location)
+                && crate::fsutil::real_path(px) == crate::fsutil::real_path(py)
             {
                 return Err(ctx.err(
                     format!("pair '{}'.target.path", b.name),
