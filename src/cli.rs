@@ -116,8 +116,10 @@ pub struct SyncArgs {
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct CleanupArgs {
-    /// Keep events that ended within this many days (default: each pair's `retention_days`).
-    #[arg(long, value_name = "N")]
+    /// Keep events that ended within this many days, 0 to 36,500 (default: each pair's
+    /// `retention_days`).
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=crate::config::RETENTION_DAYS_MAX))]
     pub retention_days: Option<u32>,
     /// Report what would be removed (`plan.action`), remove nothing, and change no file
     /// (the state is read into memory and dropped).

@@ -15,7 +15,6 @@ pub use breaker::Breakers;
 pub use retry::{RetryPolicy, backoff_delay, parse_retry_after};
 
 use crate::config::NetSettings;
-use crate::mask::mask_url;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -396,10 +395,12 @@ impl Http {
             Ok(r) => r.status,
             Err(e) => e.status().unwrap_or(0),
         };
+        // By origin only: a URL's path can be a secret (a private iCal address), and a
+        // mailbox (Graph).
         log::debug!(
             event = "http.request",
             method = req.method.as_str(),
-            url = mask_url(&req.url).as_str(),
+            endpoint = endpoint,
             status = status,
             attempt = attempt,
             latency_ms = latency.as_millis() as u64;
