@@ -1,6 +1,11 @@
 //! HTTP for every remote provider, in one place: the client (reqwest blocking, rustls),
 //! timeouts, the retry policy, and the record of every attempt for the run's API metrics.
 //!
+//! TLS trusts the system's certificate store — `SSL_CERT_FILE` and `SSL_CERT_DIR` when set,
+//! as OpenSSL reads them, else the distribution's bundle — so a server with an
+//! organisation's own CA works once that CA is installed. Only on a system whose store holds
+//! no certificate at all (a bare container) are the roots built into calsync used instead.
+//!
 //! Providers describe requests and read answers; they never loop. What is retried (DESIGN.md,
 //! Resilience): 5xx, 429, 423, 403 with a rate-limit reason, connection errors, timeouts and
 //! bodies cut short — up to `retries` times, exponential backoff from `backoff_ms` with full
@@ -223,6 +228,8 @@ impl Http {
     pub fn new(net: &NetSettings) -> Result<Http, String> {
         let timeout = Duration::from_secs(net.timeout_seconds);
         let client = reqwest::blocking::Client::builder()
+            .tls_built_in_native_certs(true)
+            .tls_built_in_webpki_certs(!system_has_roots())
             .connect_timeout(timeout)
             .timeout(timeout)
             .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
@@ -416,6 +423,24 @@ impl Http {
         };
         self.calls.lock().expect("metrics lock").push(call);
     }
+}
+
+/// Whether the system's certificate store (or `SSL_CERT_FILE` / `SSL_CERT_DIR`) holds any
+/// certificate; looked at once per process. Problems reading it (an `SSL_CERT_FILE` that
+/// does not exist) are logged as a warning: TLS to servers it should vouch for will fail.
+fn system_has_roots() -> bool {
+    static ROOTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            log::warn!(event = "tls.roots"; "cannot read the system's certificate store: {e}");
+        }
+        if found.certs.is_empty() {
+            log::warn!(event = "tls.roots";
+                       "the system's certificate store holds no certificate: trusting calsync's built-in roots");
+        }
+        !found.certs.is_empty()
+    })
 }
 
 /// A transport error in one line, without URLs (they can carry mailbox addresses).
