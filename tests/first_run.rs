@@ -156,3 +156,67 @@ fn the_demo_runs_clean_and_its_summaries_add_up() {
         );
     }
 }
+
+/// Runs calsync on a terminal (a pseudo-terminal from util-linux's `script`), as a person
+/// at a shell would, and returns what the terminal showed, line ends normalised.
+fn on_a_terminal(cli: &Cli, args: &[&str]) -> (i32, String) {
+    let mut command = String::from(env!("CARGO_BIN_EXE_calsync"));
+    for a in args {
+        command.push(' ');
+        command.push_str(a);
+    }
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(cli.dir())
+        .env_remove("RUST_LOG")
+        .env_remove("CALSYNC_CONFIG")
+        .env_remove("CALSYNC_STATE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running script (util-linux)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
+    )
+}
+
+#[test]
+fn report_commands_on_a_terminal_show_the_table_first_and_plain_notes_after_it() {
+    let cli = demo();
+    assert_eq!(run_demo(&cli, &["sync"]).code, exit::OK);
+    let published = cli.path("examples/out/public.ics");
+    let text = std::fs::read_to_string(&published).unwrap();
+    std::fs::write(&published, text.replacen("SUMMARY:", "SUMMARY:Hacked ", 1)).unwrap();
+
+    let (code, shown) = on_a_terminal(&cli, &["--config", "examples/demo.toml", "validate"]);
+    assert_eq!(code, exit::FAILED, "{shown}");
+    assert!(!shown.contains("{\""), "JSON on a terminal:\n{shown}");
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines[0], "calsync validate: fail", "{shown}");
+    let table_end = lines
+        .iter()
+        .position(|l| l.starts_with("demo  fields_equal"))
+        .expect("the table");
+    let note = lines
+        .iter()
+        .position(|l| *l == "warning: check failed (pair demo, check fields_equal, events 1)")
+        .unwrap_or_else(|| panic!("no plain note:\n{shown}"));
+    assert!(note > table_end, "the note is above the table:\n{shown}");
+
+    // What stops a report command reads as one plain line too.
+    let (code, shown) = on_a_terminal(&cli, &["--config", "nowhere.toml", "history"]);
+    assert_eq!(code, exit::CONFIG, "{shown}");
+    assert!(shown.trim().starts_with("error: nowhere.toml"), "{shown}");
+    assert!(!shown.contains("{\""), "{shown}");
+
+    // Not on a terminal: the report is JSON and the log lines JSON, as before.
+    let piped = run_demo(&cli, &["validate"]);
+    assert_eq!(piped.code, exit::FAILED);
+    let _: Value = serde_json::from_str(&piped.stdout).expect("a JSON report");
+    assert!(
+        piped
+            .stderr_log()
+            .iter()
+            .any(|l| l.event.as_deref() == Some("validate.failed_check"))
+    );
+}

@@ -536,10 +536,10 @@ fn secret_files(settings: &Settings) -> Check {
         Check::system(
             "secrets:file",
             Status::Pass,
-            format!(
-                "{} secret files, each readable by its owner only",
-                settings.secret_files.len()
-            ),
+            match settings.secret_files.len() {
+                0 => "no secret files".to_string(),
+                n => format!("{n} secret files, each readable by its owner only"),
+            },
         )
     } else {
         Check::system(

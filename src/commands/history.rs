@@ -49,7 +49,7 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> Result<i32, Error> {
             )
         }
         Err(StoreError::Missing { .. }) => {
-            log::info!(event = "state.missing", path = settings.state.display().to_string().as_str();
+            log::warn!(event = "state.missing", path = settings.state.display().to_string().as_str();
                        "no state file yet: no runs to show");
             (Vec::new(), Vec::new())
         }

@@ -34,19 +34,19 @@ pub fn run(args: Args) -> Result<i32, Error> {
             cleanup::run(&args.global, a)
         }
         Command::Validate(a) => {
-            logging::init(Stream::Stderr);
+            logging::init_report(report::wants_json(a.format));
             validate::run(&args.global, a)
         }
         Command::Health(a) => {
-            logging::init(Stream::Stderr);
+            logging::init_report(report::wants_json(a.format));
             health::run(&args.global, a)
         }
         Command::History(a) => {
-            logging::init(Stream::Stderr);
+            logging::init_report(report::wants_json(a.format));
             history::run(&args.global, a)
         }
         Command::AuditVerify(a) => {
-            logging::init(Stream::Stderr);
+            logging::init_report(report::wants_json(a.format));
             audit_verify::run(&args.global, a)
         }
         Command::Generate(g) => generate::run(g),
