@@ -45,7 +45,7 @@ complete -c calsync -n "__fish_calsync_using_subcommand sync" -l full -d 'Ignore
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l allow-mass-delete -d 'Apply deletions even when the deletion guard would withhold them (use once, on purpose)'
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -s V -l version -d 'Print version'
-complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l retention-days -d 'Keep events that ended within this many days (default: each pair\'s `retention_days`)' -r
+complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l retention-days -d 'Keep events that ended within this many days, 0 to 36,500 (default: each pair\'s `retention_days`)' -r
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l config -d 'The configuration file (TOML)' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r

@@ -220,3 +220,184 @@ fn report_commands_on_a_terminal_show_the_table_first_and_plain_notes_after_it()
             .any(|l| l.event.as_deref() == Some("validate.failed_check"))
     );
 }
+
+/// The shipped example (`/etc/calsync/calsync.toml`) with its URLs, user names and secrets
+/// pointed at a real CalDAV server: nothing else changed, it runs.
+#[test]
+fn the_example_configuration_runs_as_shipped_apart_from_urls_and_secrets() {
+    use support::radicale::Radicale;
+    let radicale = Radicale::start();
+    radicale.mkcalendar("office");
+    radicale.mkcalendar("public");
+    for (name, text) in support::parish::resources() {
+        radicale.put("office", &name, &text);
+    }
+    let mut cli = Cli::new();
+    let example = std::fs::read_to_string(repo().join("examples/calsync.toml")).unwrap();
+    let edited = example
+        .replace(
+            "https://cloud.example.org/remote.php/dav/calendars/office/personal/",
+            &radicale.collection_url("office"),
+        )
+        .replace(
+            "https://cloud.example.org/remote.php/dav/calendars/publisher/public/",
+            &radicale.collection_url("public"),
+        )
+        .replace(
+            "username = \"office\"",
+            &format!("username = \"{}\"", radicale.user()),
+        )
+        .replace(
+            "username = \"publisher\"",
+            &format!("username = \"{}\"", radicale.user()),
+        );
+    let changed = example
+        .lines()
+        .zip(edited.lines())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(changed, 4, "the example's URLs or user names moved");
+    cli.write("etc/calsync.toml", &edited);
+    // The secrets and the audit key, where systemd's LoadCredential= puts them.
+    cli.write(
+        "credentials/office-password",
+        format!("{}\n", radicale.password()),
+    );
+    cli.write(
+        "credentials/caldav-password",
+        format!("{}\n", radicale.password()),
+    );
+    cli.write("credentials/audit.key", [42u8; 32]);
+    cli.env(
+        "CREDENTIALS_DIRECTORY",
+        cli.path("credentials").to_str().unwrap(),
+    );
+    let config = cli.path("etc/calsync.toml").display().to_string();
+    let state = cli.path("state/calsync.db").display().to_string();
+    let run = |command: &str| cli.run_raw(&["--config", &config, "--state", &state, command]);
+    let sync = run("sync");
+    assert_eq!(sync.code, exit::OK, "{}{}", sync.stdout, sync.stderr);
+    assert!(sync.event("pair.finished").num("created") > 0);
+    let published: Vec<String> = radicale.list("public").into_iter().map(|o| o.ics).collect();
+    let calendars: Vec<_> = published.iter().map(|t| support::ics::parse(t)).collect();
+    let events: Vec<&support::ics::Component> = calendars.iter().flat_map(|c| c.events()).collect();
+    support::parish::assert_published(&events);
+    let validate = run("validate");
+    assert_eq!(validate.code, exit::OK, "{}", validate.stdout);
+
+    // validate finds an event held twice in a CalDAV calendar too: a second resource with
+    // the same event (Radicale refuses to store it, so it is copied in on its disk, as a
+    // restored backup or a server's own copy would leave it).
+    let victim = radicale
+        .list("public")
+        .into_iter()
+        .find(|o| o.ics.matches("BEGIN:VEVENT").count() == 1)
+        .expect("a single event");
+    let name = victim.href.rsplit('/').next().unwrap().to_string();
+    let dir = radicale.collection_dir("public");
+    std::fs::copy(dir.join(&name), dir.join("copy-of-an-event.ics")).unwrap();
+    let validate = run("validate");
+    assert_eq!(validate.code, exit::FAILED, "{}", validate.stdout);
+    let doc: Value = serde_json::from_str(&validate.stdout).unwrap();
+    let duplicates = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "no_duplicates")
+        .unwrap();
+    assert_eq!(duplicates["status"], "fail", "{duplicates}");
+    assert!(
+        duplicates["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|id| id.as_str().unwrap().ends_with("copy-of-an-event.ics")),
+        "{duplicates}"
+    );
+}
+
+/// The providers this build has: a pair of each kind is run (a dry run, on a loopback port
+/// nothing listens on) and a kind the build lacks says so.
+fn built_kinds() -> Vec<&'static str> {
+    let mut built = Vec::new();
+    for kind in calsync::config::KINDS {
+        let side = match kind.name {
+            "graph" => "kind = \"graph\"\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_env = \"HOME\"\nuser = \"u@example.org\"\nbase_url = \"http://127.0.0.1:9/v1.0\"\ntoken_url = \"http://127.0.0.1:9/token\"".to_string(),
+            "google" => "kind = \"google\"\nservice_account_env = \"HOME\"\ncalendar_id = \"c\"\nbase_url = \"http://127.0.0.1:9/v3\"\ntoken_url = \"http://127.0.0.1:9/token\"".to_string(),
+            "caldav" => "kind = \"caldav\"\nurl = \"http://127.0.0.1:9/c/\"".to_string(),
+            _ => "kind = \"ics\"\nurl = \"http://127.0.0.1:9/f.ics\"".to_string(),
+        };
+        let mut cli = Cli::new();
+        cli.env("HOME", "{}");
+        cli.write(
+            "calsync.toml",
+            format!(
+                "state = \"calsync.db\"\n[net]\nretries = 0\n[[pair]]\nname = \"p\"\n[pair.source]\n{side}\n\
+                 [pair.target]\nkind = \"ics\"\npath = \"o.ics\"\n"
+            ),
+        );
+        let run = cli.run(&["sync", "--dry-run"]);
+        if !run.all_output().contains("is not available in this build") {
+            built.push(kind.name);
+        }
+    }
+    built
+}
+
+#[test]
+fn what_a_build_ships_names_only_the_providers_it_has() {
+    let built = built_kinds();
+    assert!(
+        built.contains(&"caldav") && built.contains(&"ics"),
+        "{built:?}"
+    );
+    let names: &[(&str, &[&str])] = &[
+        (
+            "graph",
+            &["Microsoft 365", "Microsoft Graph", "kind = \"graph\""],
+        ),
+        ("google", &["Google Calendar", "kind = \"google\""]),
+    ];
+    let help = Cli::new().run(&["--help"]).stdout;
+    let mut shipped = vec![("calsync --help".to_string(), help)];
+    for entry in std::fs::read_dir(repo().join("man")).unwrap() {
+        let path = entry.unwrap().path();
+        shipped.push((
+            path.display().to_string(),
+            std::fs::read_to_string(&path).unwrap(),
+        ));
+    }
+    let cargo = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let description = cargo
+        .split("extended-description = \"\"\"")
+        .nth(1)
+        .and_then(|rest| rest.split("\"\"\"").next())
+        .expect("the Debian package description")
+        .to_string();
+    shipped.push(("Cargo.toml extended-description".into(), description));
+    let spec = std::fs::read_to_string(repo().join("packaging/rpm/calsync.spec")).unwrap();
+    shipped.push(("calsync.spec".into(), spec));
+    let pkgbuild = std::fs::read_to_string(repo().join("packaging/arch/PKGBUILD")).unwrap();
+    shipped.push(("PKGBUILD".into(), pkgbuild));
+    // The example's settings, its comments left out (they may show what other builds have).
+    let example: String = std::fs::read_to_string(repo().join("examples/calsync.toml"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split('#').next().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    shipped.push(("examples/calsync.toml (settings)".into(), example));
+    for (kind, words) in names {
+        if built.contains(kind) {
+            continue;
+        }
+        for (what, text) in &shipped {
+            for word in *words {
+                assert!(
+                    !text.contains(word),
+                    "{what} names {word:?}, but this build has no {kind} provider"
+                );
+            }
+        }
+    }
+}
