@@ -401,3 +401,125 @@ fn what_a_build_ships_names_only_the_providers_it_has() {
         }
     }
 }
+
+fn readme() -> String {
+    std::fs::read_to_string(repo().join("README.md")).unwrap()
+}
+
+#[test]
+fn the_readme_lists_every_number_with_its_range_and_what_a_newcomer_needs() {
+    let text = readme();
+    for row in calsync::config::NUMBERS {
+        let group = |n: i64| {
+            let digits = n.to_string();
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        };
+        let line = format!("| `{}` | {}–{} |", row.key, group(row.min), group(row.max));
+        assert!(text.contains(&line), "README lacks the row {line}");
+    }
+    let cargo = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let msrv = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap();
+    assert!(
+        text.contains(&format!("Rust {msrv} or newer")),
+        "no minimum Rust version"
+    );
+    assert!(
+        text.contains("C compiler"),
+        "the bundled SQLite's C compiler is not named"
+    );
+    let fedora = text
+        .lines()
+        .find(|l| l.starts_with("| Fedora"))
+        .expect("the Fedora row");
+    let mkdir = fedora
+        .find("mkdir -p ~/rpmbuild/SOURCES")
+        .expect("mkdir first");
+    assert!(mkdir < fedora.find("git archive").unwrap(), "{fedora}");
+    assert!(text.contains("SKIPPED") || text.contains("skips a check"));
+}
+
+/// The exit codes the README's table gives a command.
+fn documented_codes(text: &str, command: &str) -> Vec<i32> {
+    let row = text
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!("| `{command} ")) || l.starts_with(&format!("| `{command}` "))
+        })
+        .unwrap_or_else(|| panic!("no README row for {command}"));
+    let codes = row.rsplit(" | ").next().unwrap();
+    let codes = if codes.contains("as `sync`") {
+        format!(
+            "{codes} {}",
+            documented_codes(text, "sync")
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    } else {
+        codes.to_string()
+    };
+    codes
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+#[test]
+fn the_readmes_exit_code_table_lists_what_each_command_exits_with() {
+    let text = readme();
+    let cli = demo();
+    for command in [
+        "sync",
+        "cleanup",
+        "validate",
+        "health",
+        "history",
+        "audit-verify",
+    ] {
+        let codes = documented_codes(&text, command);
+        let cases: [(&str, Vec<&str>); 4] = [
+            (
+                "a missing configuration",
+                vec!["--config", "nowhere.toml", command],
+            ),
+            (
+                "an unknown pair",
+                vec!["--config", "examples/demo.toml", "--pair", "nope", command],
+            ),
+            (
+                "an unknown flag",
+                vec!["--config", "examples/demo.toml", command, "--frobnicate"],
+            ),
+            (
+                "no state file yet",
+                vec![
+                    "--config",
+                    "examples/demo.toml",
+                    "--state",
+                    "never.db",
+                    command,
+                ],
+            ),
+        ];
+        for (what, args) in cases {
+            let run = cli.run_raw(&args);
+            assert!(
+                codes.contains(&run.code),
+                "{command} with {what} exits {}, which README's table does not list ({codes:?})",
+                run.code
+            );
+        }
+    }
+}
