@@ -47,7 +47,8 @@ pub struct GlobalArgs {
     )]
     pub config: PathBuf,
 
-    /// The state file (SQLite); overrides the configuration's `state`.
+    /// The state file (SQLite); overrides the configuration's `state`. calsync creates the
+    /// file, never its folder.
     #[arg(long, global = true, env = "CALSYNC_STATE", value_name = "PATH")]
     pub state: Option<PathBuf>,
 
