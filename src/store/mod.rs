@@ -177,8 +177,7 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// calsync's SQLite `application_id`: "CSYN" in ASCII. No program in SQLite's registry of
-/// application ids (`magic.txt`) uses it.
+/// calsync's SQLite `application_id`: "CSYN" in ASCII, as SQLite suggests ids be chosen.
 pub const APPLICATION_ID: i32 = 0x4353_594E;
 
 /// What a database file turned out to be.
