@@ -25,7 +25,7 @@ function __fish_calsync_using_subcommand
 end
 
 complete -c calsync -n "__fish_calsync_needs_command" -l config -d 'The configuration file (TOML)' -r -F
-complete -c calsync -n "__fish_calsync_needs_command" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
+complete -c calsync -n "__fish_calsync_needs_command" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`. calsync creates the file, never its folder' -r -F
 complete -c calsync -n "__fish_calsync_needs_command" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r
 complete -c calsync -n "__fish_calsync_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c calsync -n "__fish_calsync_needs_command" -s V -l version -d 'Print version'
@@ -38,16 +38,16 @@ complete -c calsync -n "__fish_calsync_needs_command" -f -a "audit-verify" -d 'R
 complete -c calsync -n "__fish_calsync_needs_command" -f -a "generate" -d 'Write man pages or shell completions (for packaging)'
 complete -c calsync -n "__fish_calsync_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l config -d 'The configuration file (TOML)' -r -F
-complete -c calsync -n "__fish_calsync_using_subcommand sync" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
+complete -c calsync -n "__fish_calsync_using_subcommand sync" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`. calsync creates the file, never its folder' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l dry-run -d 'Plan and report every create, update and delete (`plan.action`, by item and target id), but change nothing: no target write, and no state file, lock, audit key or metrics file created or touched (the state is read into memory and dropped)'
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l full -d 'Ignore the stored sync cursors and read the whole source again'
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -l allow-mass-delete -d 'Apply deletions even when the deletion guard would withhold them (use once, on purpose)'
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c calsync -n "__fish_calsync_using_subcommand sync" -s V -l version -d 'Print version'
-complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l retention-days -d 'Keep events that ended within this many days (default: each pair\'s `retention_days`)' -r
+complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l retention-days -d 'Keep events that ended within this many days, 0 to 36,500 (default: each pair\'s `retention_days`)' -r
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l config -d 'The configuration file (TOML)' -r -F
-complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
+complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`. calsync creates the file, never its folder' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -l dry-run -d 'Report what would be removed (`plan.action`), remove nothing, and change no file (the state is read into memory and dropped)'
 complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -55,14 +55,14 @@ complete -c calsync -n "__fish_calsync_using_subcommand cleanup" -s V -l version
 complete -c calsync -n "__fish_calsync_using_subcommand validate" -l format -d 'Output format (default: text on a terminal, JSON otherwise)' -r -f -a "text\t'A readable table'
 json\t'One JSON document'"
 complete -c calsync -n "__fish_calsync_using_subcommand validate" -l config -d 'The configuration file (TOML)' -r -F
-complete -c calsync -n "__fish_calsync_using_subcommand validate" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
+complete -c calsync -n "__fish_calsync_using_subcommand validate" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`. calsync creates the file, never its folder' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand validate" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r
 complete -c calsync -n "__fish_calsync_using_subcommand validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c calsync -n "__fish_calsync_using_subcommand validate" -s V -l version -d 'Print version'
 complete -c calsync -n "__fish_calsync_using_subcommand health" -l format -d 'Output format (default: text on a terminal, JSON otherwise)' -r -f -a "text\t'A readable table'
 json\t'One JSON document'"
 complete -c calsync -n "__fish_calsync_using_subcommand health" -l config -d 'The configuration file (TOML)' -r -F
-complete -c calsync -n "__fish_calsync_using_subcommand health" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
+complete -c calsync -n "__fish_calsync_using_subcommand health" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`. calsync creates the file, never its folder' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand health" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r
 complete -c calsync -n "__fish_calsync_using_subcommand health" -l offline -d 'Skip the checks that contact the source and target (auth, connectivity, calendars)'
 complete -c calsync -n "__fish_calsync_using_subcommand health" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -72,7 +72,7 @@ complete -c calsync -n "__fish_calsync_using_subcommand history" -l since -d 'On
 complete -c calsync -n "__fish_calsync_using_subcommand history" -l format -d 'Output format (default: text on a terminal, JSON otherwise)' -r -f -a "text\t'A readable table'
 json\t'One JSON document'"
 complete -c calsync -n "__fish_calsync_using_subcommand history" -l config -d 'The configuration file (TOML)' -r -F
-complete -c calsync -n "__fish_calsync_using_subcommand history" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
+complete -c calsync -n "__fish_calsync_using_subcommand history" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`. calsync creates the file, never its folder' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand history" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r
 complete -c calsync -n "__fish_calsync_using_subcommand history" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c calsync -n "__fish_calsync_using_subcommand history" -s V -l version -d 'Print version'
@@ -80,12 +80,12 @@ complete -c calsync -n "__fish_calsync_using_subcommand audit-verify" -l format 
 json\t'One JSON document'"
 complete -c calsync -n "__fish_calsync_using_subcommand audit-verify" -l expect-head -d 'The chain head last seen elsewhere (as logged by every run), `SEQ:MAC`; a chain that no longer reaches it was truncated' -r
 complete -c calsync -n "__fish_calsync_using_subcommand audit-verify" -l config -d 'The configuration file (TOML)' -r -F
-complete -c calsync -n "__fish_calsync_using_subcommand audit-verify" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
+complete -c calsync -n "__fish_calsync_using_subcommand audit-verify" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`. calsync creates the file, never its folder' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand audit-verify" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r
 complete -c calsync -n "__fish_calsync_using_subcommand audit-verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c calsync -n "__fish_calsync_using_subcommand audit-verify" -s V -l version -d 'Print version'
 complete -c calsync -n "__fish_calsync_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l config -d 'The configuration file (TOML)' -r -F
-complete -c calsync -n "__fish_calsync_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
+complete -c calsync -n "__fish_calsync_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`. calsync creates the file, never its folder' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r
 complete -c calsync -n "__fish_calsync_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -s h -l help -d 'Print help'
 complete -c calsync -n "__fish_calsync_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -s V -l version -d 'Print version'
@@ -93,12 +93,12 @@ complete -c calsync -n "__fish_calsync_using_subcommand generate; and not __fish
 complete -c calsync -n "__fish_calsync_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -f -a "completions" -d 'Write the completion script for SHELL into DIR'
 complete -c calsync -n "__fish_calsync_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c calsync -n "__fish_calsync_using_subcommand generate; and __fish_seen_subcommand_from man" -l config -d 'The configuration file (TOML)' -r -F
-complete -c calsync -n "__fish_calsync_using_subcommand generate; and __fish_seen_subcommand_from man" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
+complete -c calsync -n "__fish_calsync_using_subcommand generate; and __fish_seen_subcommand_from man" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`. calsync creates the file, never its folder' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand generate; and __fish_seen_subcommand_from man" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r
 complete -c calsync -n "__fish_calsync_using_subcommand generate; and __fish_seen_subcommand_from man" -s h -l help -d 'Print help'
 complete -c calsync -n "__fish_calsync_using_subcommand generate; and __fish_seen_subcommand_from man" -s V -l version -d 'Print version'
 complete -c calsync -n "__fish_calsync_using_subcommand generate; and __fish_seen_subcommand_from completions" -l config -d 'The configuration file (TOML)' -r -F
-complete -c calsync -n "__fish_calsync_using_subcommand generate; and __fish_seen_subcommand_from completions" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`' -r -F
+complete -c calsync -n "__fish_calsync_using_subcommand generate; and __fish_seen_subcommand_from completions" -l state -d 'The state file (SQLite); overrides the configuration\'s `state`. calsync creates the file, never its folder' -r -F
 complete -c calsync -n "__fish_calsync_using_subcommand generate; and __fish_seen_subcommand_from completions" -l pair -d 'Only this pair (repeatable; default: every pair in the configuration)' -r
 complete -c calsync -n "__fish_calsync_using_subcommand generate; and __fish_seen_subcommand_from completions" -s h -l help -d 'Print help'
 complete -c calsync -n "__fish_calsync_using_subcommand generate; and __fish_seen_subcommand_from completions" -s V -l version -d 'Print version'

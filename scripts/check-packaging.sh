@@ -17,6 +17,12 @@ CARGO_DEB_VERSION="3.8.0"
 VERSION="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)"
 
 say() { echo "check-packaging: $*" >&2; }
+# skipped WHAT: says a check did not run, and lists it in $CALSYNC_CHECK_SKIPPED (a file
+# scripts/test.sh prints at its end) when that is set.
+skipped() {
+  say "SKIPPED $*"
+  if [ -n "${CALSYNC_CHECK_SKIPPED:-}" ]; then echo "check-packaging: $*" >>"$CALSYNC_CHECK_SKIPPED"; fi
+}
 fail() { say "FAILED: $*"; exit 1; }
 
 apt_updated=0
@@ -47,7 +53,7 @@ if have shellcheck shellcheck; then
   shellcheck scripts/*.sh
   say "shellcheck: maintainer scripts, PKGBUILD, calsync.install and scripts/ clean"
 else
-  say "SKIPPED shellcheck: not installed and cannot be installed here"
+  skipped "shellcheck: not installed and cannot be installed here"
 fi
 
 # ---- Debian package
@@ -101,12 +107,12 @@ if [ "$(cargo-deb --version 2>/dev/null)" = "cargo-deb $CARGO_DEB_VERSION" ] && 
     [ -z "$lint" ] || { echo "$lint" >&2; fail "lintian"; }
     say "lintian: clean"
   else
-    say "SKIPPED lintian: not installed and cannot be installed here"
+    skipped "lintian: not installed and cannot be installed here"
   fi
   pages=(man/*.1) units=(systemd/*)
   say "deb: $(basename "$deb") holds the binary, ${#pages[@]} man pages, ${#units[@]} units, 3 completions, the 0640 conffile"
 else
-  say "SKIPPED deb: cargo-deb $CARGO_DEB_VERSION or dpkg-deb cannot be installed here"
+  skipped "deb: cargo-deb $CARGO_DEB_VERSION or dpkg-deb cannot be installed here"
 fi
 
 # ---- RPM spec
@@ -115,7 +121,7 @@ if have rpmspec rpm && have rpmlint rpmlint; then
   lint="$(rpmlint packaging/rpm/calsync.spec 2>&1)" || { echo "$lint" >&2; fail "rpmlint"; }
   say "rpm: calsync.spec parses; rpmlint: $(echo "$lint" | tail -1)"
 else
-  say "SKIPPED rpm: rpmspec/rpmlint cannot be installed here"
+  skipped "rpm: rpmspec/rpmlint cannot be installed here"
 fi
 
 # ---- Arch PKGBUILD
@@ -129,5 +135,5 @@ if have makepkg makepkg pacman-package-manager; then
   echo "$info" | grep -q "pkgver = $VERSION" || fail "PKGBUILD pkgver is not $VERSION"
   say "arch: PKGBUILD passes makepkg's checks (makepkg --printsrcinfo)"
 else
-  say "SKIPPED arch: makepkg cannot be installed here"
+  skipped "arch: makepkg cannot be installed here"
 fi

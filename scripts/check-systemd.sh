@@ -18,6 +18,12 @@ TIMERS=(calsync.timer calsync@parish.timer calsync-cleanup.timer calsync-cleanup
 MARKER="# ---- The sandbox:"
 
 say() { echo "check-systemd: $*" >&2; }
+# skipped WHAT: says a check did not run, and lists it in $CALSYNC_CHECK_SKIPPED (a file
+# scripts/test.sh prints at its end) when that is set.
+skipped() {
+  say "SKIPPED $*"
+  if [ -n "${CALSYNC_CHECK_SKIPPED:-}" ]; then echo "check-systemd: $*" >>"$CALSYNC_CHECK_SKIPPED"; fi
+}
 
 if ! command -v systemd-analyze >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -29,7 +35,7 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
   fi
 fi
 if ! command -v systemd-analyze >/dev/null 2>&1; then
-  say "SKIPPED: systemd-analyze is not installed and cannot be installed here (needs root and apt-get)"
+  skipped "systemd-analyze is not installed and cannot be installed here (needs root and apt-get)"
   exit 0
 fi
 say "$(systemd-analyze --version | head -1)"

@@ -10,10 +10,10 @@ pub const DEFAULT_CONFIG: &str = "/etc/calsync/calsync.toml";
 
 /// Publish the public events of a calendar into another calendar.
 ///
-/// calsync reads a source calendar (Microsoft 365, Google Calendar, CalDAV or an .ics feed),
-/// keeps only what may be shown to the public, and mirrors that into a target calendar. It
-/// runs once per invocation, from a systemd timer or cron, remembers everything in one SQLite
-/// file and writes JSON lines on stdout.
+/// calsync reads a source calendar (a CalDAV calendar such as Nextcloud's, or an .ics feed),
+/// keeps only what may be shown to the public, and mirrors that into a target calendar (CalDAV,
+/// or an .ics file for a website). It runs once per invocation, from a systemd timer or cron,
+/// remembers everything in one SQLite file and writes JSON lines on stdout.
 #[derive(Debug, Parser)]
 #[command(
     name = "calsync",
@@ -47,7 +47,8 @@ pub struct GlobalArgs {
     )]
     pub config: PathBuf,
 
-    /// The state file (SQLite); overrides the configuration's `state`.
+    /// The state file (SQLite); overrides the configuration's `state`. calsync creates the
+    /// file, never its folder.
     #[arg(long, global = true, env = "CALSYNC_STATE", value_name = "PATH")]
     pub state: Option<PathBuf>,
 
@@ -116,8 +117,10 @@ pub struct SyncArgs {
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct CleanupArgs {
-    /// Keep events that ended within this many days (default: each pair's `retention_days`).
-    #[arg(long, value_name = "N")]
+    /// Keep events that ended within this many days, 0 to 36,500 (default: each pair's
+    /// `retention_days`).
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=crate::config::RETENTION_DAYS_MAX))]
     pub retention_days: Option<u32>,
     /// Report what would be removed (`plan.action`), remove nothing, and change no file
     /// (the state is read into memory and dropped).

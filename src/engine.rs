@@ -71,10 +71,30 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Every item withheld: the sum of [`WITHHELD_PARTS`].
     pub fn withheld_total(&self) -> u64 {
         self.withheld.values().sum::<u64>() + self.withheld_instances
     }
+
+    /// One part of `withheld`: a reason's count (`not_public`, …), or `instances`.
+    pub fn withheld_part(&self, part: &str) -> u64 {
+        if part == "instances" {
+            return self.withheld_instances;
+        }
+        self.withheld.get(part).copied().unwrap_or(0)
+    }
 }
+
+/// The parts `withheld` is the sum of, as summaries name them (`withheld_<part>`): each
+/// reason an item is withheld for, and single occurrences cut out of a published series.
+pub const WITHHELD_PARTS: [&str; 6] = [
+    "not_public",
+    "cancelled",
+    "excluded",
+    "out_of_window",
+    "invalid",
+    "instances",
+];
 
 /// How one pair's pass ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,8 +214,12 @@ impl Engine<'_> {
             unchanged = counts.unchanged,
             kept_past = counts.kept_past,
             withheld = counts.withheld_total(),
-            withheld_not_public = counts.withheld.get("not_public").copied().unwrap_or(0),
-            withheld_instances = counts.withheld_instances,
+            withheld_not_public = counts.withheld_part("not_public"),
+            withheld_cancelled = counts.withheld_part("cancelled"),
+            withheld_excluded = counts.withheld_part("excluded"),
+            withheld_out_of_window = counts.withheld_part("out_of_window"),
+            withheld_invalid = counts.withheld_part("invalid"),
+            withheld_instances = counts.withheld_part("instances"),
             skipped = counts.skipped,
             failed = counts.failed,
             guard_withheld = counts.guard_withheld,
@@ -848,3 +872,31 @@ impl PublishedSet for StoredPublished<'_> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod parts {
+    use super::*;
+
+    /// `withheld` is exactly the sum of its parts: every reason the policy withholds for has
+    /// a part.
+    #[test]
+    fn the_withheld_parts_cover_every_reason() {
+        // A new reason fails to compile here until it is listed below and has a part.
+        let _every = |w: Withheld| match w {
+            Withheld::NotPublic
+            | Withheld::Cancelled
+            | Withheld::Excluded
+            | Withheld::OutOfWindow
+            | Withheld::Invalid => (),
+        };
+        for reason in [
+            Withheld::NotPublic,
+            Withheld::Cancelled,
+            Withheld::Excluded,
+            Withheld::OutOfWindow,
+            Withheld::Invalid,
+        ] {
+            assert!(WITHHELD_PARTS.contains(&reason.as_str()), "{reason:?}");
+        }
+    }
+}

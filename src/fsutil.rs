@@ -1,7 +1,11 @@
 //! Replacing files atomically: a temp file in the same folder, fsync, rename, fsync of the
 //! folder. A reader (a web server serving the published .ics, node_exporter reading the
 //! metrics file) sees the old file or the new one, never half of either; a crash leaves at
-//! most a stray `.NAME.*.tmp` beside it.
+//! most a stray `.NAME.<12 hex>.tmp` beside it, which the next write of that file removes.
+//!
+//! A symlink is written through: the file it points to is replaced in its own folder, and
+//! the link stays a link. [`real_path`] names the file a path really means, so that two
+//! spellings of one file (a symlink, `./`, a relative path) are seen as one.
 
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -18,12 +22,15 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Starts writing the replacement of `path`. It gets the mode of the file it replaces,
-    /// or `new_mode` when there is none.
+    /// Starts writing the replacement of `path` (of the file it points to, when it is a
+    /// symlink). It gets the mode of the file it replaces, or `new_mode` when there is none.
+    /// Temp files a killed earlier write of the same file left behind are removed first.
     ///
     /// # Errors
     /// The folder cannot be written.
     pub fn create(path: &Path, new_mode: u32) -> io::Result<AtomicFile> {
+        let path = &follow_links(path)?;
+        remove_stale_temps(path);
         let dir = folder_of(path);
         let name = path
             .file_name()
@@ -87,6 +94,100 @@ impl Drop for AtomicFile {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// The temp file name of a write of `name`: `.NAME.` and 12 hex digits and `.tmp`.
+fn is_temp_of(candidate: &str, name: &str) -> bool {
+    candidate
+        .strip_prefix('.')
+        .and_then(|c| c.strip_prefix(name))
+        .and_then(|c| c.strip_prefix('.'))
+        .and_then(|c| c.strip_suffix(".tmp"))
+        .is_some_and(|hex| {
+            hex.len() == 12
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// Removes the temp files an earlier write of `path` left behind when it was killed between
+/// creating and renaming them. Only names of exactly that pattern are touched; a failure to
+/// remove one is logged and harmless.
+fn remove_stale_temps(path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(folder_of(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let candidate = entry.file_name();
+        if !is_temp_of(&candidate.to_string_lossy(), &name) {
+            continue;
+        }
+        let stale = entry.path();
+        match std::fs::remove_file(&stale) {
+            Ok(()) => {
+                log::info!(event = "temp.removed", path = stale.display().to_string().as_str();
+                                 "removed a temp file an interrupted earlier write left behind")
+            }
+            Err(e) => {
+                log::warn!(event = "temp.not_removed", path = stale.display().to_string().as_str();
+                                 "cannot remove a temp file an earlier write left behind: {e}")
+            }
+        }
+    }
+}
+
+/// Follows `path` through symlinks (also to a file that does not exist yet), to the path a
+/// write must replace so that the links stay links.
+///
+/// # Errors
+/// A link that cannot be read, or a loop (more than 40 links).
+pub fn follow_links(path: &Path) -> io::Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&p)?;
+                p = if target.is_absolute() {
+                    target
+                } else {
+                    folder_of(&p).join(target)
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{}: too many levels of symbolic links",
+        path.display()
+    )))
+}
+
+/// The file `path` really names: absolute, with symlinks, `.` and `..` resolved. A file that
+/// does not exist (yet) is named through its folder's real path; a path whose folder does not
+/// exist either is made absolute as written.
+pub fn real_path(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let followed = follow_links(path).unwrap_or_else(|_| path.to_path_buf());
+    match followed.file_name() {
+        Some(name) => match std::fs::canonicalize(folder_of(&followed)) {
+            Ok(dir) => dir.join(name),
+            Err(_) => std::path::absolute(&followed).unwrap_or(followed),
+        },
+        None => std::path::absolute(&followed).unwrap_or(followed),
+    }
+}
+
+/// The mode of a file when its group or others may read it (a secret or a state file
+/// should be its owner's alone); `None` when they may not, or it cannot be looked at.
+pub fn readable_by_others(path: &Path) -> Option<u32> {
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o044 != 0).then_some(mode)
 }
 
 fn folder_of(path: &Path) -> &Path {
@@ -204,6 +305,36 @@ mod tests {
         }
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_symlink_is_written_through_and_stale_temps_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = dir.path().join("data");
+        std::fs::create_dir(&real_dir).unwrap();
+        let link = dir.path().join("public.ics");
+        std::os::unix::fs::symlink("data/real.ics", &link).unwrap();
+        std::fs::write(real_dir.join(".real.ics.0123456789ab.tmp"), b"half").unwrap();
+        std::fs::write(real_dir.join(".real.ics.notes.tmp"), b"keep").unwrap();
+        replace_file(&link, b"one", 0o644).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(real_dir.join("real.ics")).unwrap(), b"one");
+        let mut left: Vec<String> = std::fs::read_dir(&real_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".real.ics.notes.tmp", "real.ics"]);
+        assert_eq!(real_path(&link), real_path(&real_dir.join("real.ics")));
+        assert_eq!(
+            real_path(&dir.path().join("./data/../data/new.ics")),
+            real_path(&real_dir).join("new.ics")
+        );
     }
 
     #[test]

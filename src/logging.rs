@@ -12,6 +12,12 @@
 //! sd-daemon(3) describes: journald strips the prefix and records the priority, so the stored
 //! message is still exactly one JSON object and `journalctl -p warning` works. Nothing here
 //! ever writes colour or cursor codes; the progress bar is the engine's and only on a terminal.
+//!
+//! A report command that prints its table to a person ([`init_report`]: the report is text
+//! and stderr is a terminal) logs for that person instead: one plain line per record
+//! (`warning: check failed (pair parish, check counts_match, events 1)`), warnings and errors
+//! only unless `RUST_LOG` asks for more, held back and written after the report by
+//! [`finish`], so the table comes first. Everywhere else the lines are JSON, as above.
 
 use crate::mask::mask_emails;
 use log::kv::{Key, Value, VisitSource};
@@ -31,6 +37,9 @@ struct JsonLogger {
     stream: Stream,
     /// The stream is the journal: lines carry a `<N>` priority prefix.
     journal: bool,
+    /// Plain lines for a person at a terminal, held back until [`finish`].
+    human: bool,
+    held: Mutex<Vec<String>>,
     run_id: Mutex<Option<String>>,
 }
 
@@ -38,16 +47,52 @@ static LOGGER: OnceLock<JsonLogger> = OnceLock::new();
 
 /// Installs the logger once per process; the level comes from `RUST_LOG` (default `info`).
 pub fn init(stream: Stream) {
-    let level = level_from_env(std::env::var("RUST_LOG").ok().as_deref());
+    install(stream, false);
+}
+
+/// Installs the logger of a report command, whose log goes to stderr: plain lines held back
+/// until after the report when the report is a table (`json` false) and stderr is a
+/// terminal, JSON lines otherwise.
+pub fn init_report(json: bool) {
+    use std::io::IsTerminal;
+    install(Stream::Stderr, !json && std::io::stderr().is_terminal());
+}
+
+fn install(stream: Stream, human: bool) {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let level = match (human, rust_log.as_deref()) {
+        // A person at a terminal reads the report; the log adds what went wrong.
+        (true, None) => LevelFilter::Warn,
+        (_, value) => level_from_env(value),
+    };
     let logger = LOGGER.get_or_init(|| JsonLogger {
         level,
         stream,
-        journal: is_journal(stream, std::env::var("JOURNAL_STREAM").ok().as_deref()),
+        journal: !human && is_journal(stream, std::env::var("JOURNAL_STREAM").ok().as_deref()),
+        human,
+        held: Mutex::new(Vec::new()),
         run_id: Mutex::new(None),
     });
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
     }
+}
+
+/// Writes the lines held back for a person (after the report), once, under a blank line.
+pub fn finish() {
+    let Some(logger) = LOGGER.get() else {
+        return;
+    };
+    let held = std::mem::take(&mut *logger.held.lock().expect("held lines lock"));
+    if held.is_empty() {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(b"\n");
+    for line in held {
+        let _ = err.write_all(line.as_bytes());
+    }
+    let _ = err.flush();
 }
 
 /// Every later line carries this run id.
@@ -84,6 +129,11 @@ impl Log for JsonLogger {
 
     fn log(&self, record: &Record<'_>) {
         if !self.enabled(record.metadata()) {
+            return;
+        }
+        if self.human {
+            let line = format_human(record);
+            self.held.lock().expect("held lines lock").push(line);
             return;
         }
         let run_id = self.run_id.lock().expect("run id lock").clone();
@@ -174,6 +224,34 @@ pub fn format_line(
     line
 }
 
+/// One record as a person reads it: `warning: <msg> (key value, …)`, the key-values that
+/// say where (the event name and run id left out), with its newline.
+pub fn format_human(record: &Record<'_>) -> String {
+    let mut fields: Vec<(String, serde_json::Value)> = Vec::new();
+    let _ = record.key_values().visit(&mut Collect(&mut fields));
+    let level = match record.level() {
+        Level::Error => "error",
+        Level::Warn => "warning",
+        Level::Info => "info",
+        Level::Debug => "debug",
+        Level::Trace => "trace",
+    };
+    let mut line = format!("{level}: {}", mask_emails(&record.args().to_string()));
+    let context: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "event" | "run_id" | "exit_code"))
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k} {s}"),
+            other => format!("{k} {other}"),
+        })
+        .collect();
+    if !context.is_empty() {
+        line.push_str(&format!(" ({})", context.join(", ")));
+    }
+    line.push('\n');
+    line
+}
+
 struct Collect<'a>(&'a mut Vec<(String, serde_json::Value)>);
 
 impl<'kvs> VisitSource<'kvs> for Collect<'_> {
@@ -232,6 +310,25 @@ mod tests {
         for (value, want) in cases {
             assert_eq!(level_from_env(*value), *want, "{value:?}");
         }
+    }
+
+    #[test]
+    fn a_line_for_a_person_reads_as_a_sentence() {
+        let kvs: &[(&str, Value<'_>)] = &[
+            ("event", Value::from("validate.failed_check")),
+            ("pair", Value::from("parish")),
+            ("events", Value::from(2u64)),
+        ];
+        let record = Record::builder()
+            .args(format_args!("check failed for office@example.org"))
+            .level(Level::Warn)
+            .target("calsync::commands")
+            .key_values(&kvs)
+            .build();
+        assert_eq!(
+            format_human(&record),
+            "warning: check failed for o***@example.org (pair parish, events 2)\n"
+        );
     }
 
     #[test]

@@ -9,16 +9,20 @@ fn main() {
         std::process::exit(calsync::exit::TEMPFAIL);
     }
     let code = match calsync::cli::Args::try_parse() {
-        Ok(args) => match calsync::commands::run(args) {
-            Ok(code) => code,
-            Err(e) => {
-                log::error!(event = e.event(), exit_code = e.exit_code(); "{e}");
-                if log::max_level() == log::LevelFilter::Off {
-                    eprintln!("calsync: {e}");
+        Ok(args) => {
+            let code = match calsync::commands::run(args) {
+                Ok(code) => code,
+                Err(e) => {
+                    log::error!(event = e.event(), exit_code = e.exit_code(); "{e}");
+                    if log::max_level() == log::LevelFilter::Off {
+                        eprintln!("calsync: {e}");
+                    }
+                    e.exit_code()
                 }
-                e.exit_code()
-            }
-        },
+            };
+            calsync::logging::finish();
+            code
+        }
         Err(e) => {
             let _ = e.print();
             match e.kind() {

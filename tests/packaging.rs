@@ -34,7 +34,7 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn the_example_configuration_is_accepted_with_its_credentials() {
     let creds = tempfile::tempdir().unwrap();
-    for secret in ["graph-secret", "caldav-password"] {
+    for secret in ["office-password", "caldav-password"] {
         std::fs::write(creds.path().join(secret), "s3cret\n").unwrap();
     }
     let env = Environment {
@@ -50,14 +50,12 @@ fn the_example_configuration_is_accepted_with_its_credentials() {
         Some(PathBuf::from("/etc/calsync/audit.key"))
     );
     let pair = &settings.pairs[0];
-    let (Endpoint::Graph(source), Endpoint::Caldav(target)) = (&pair.source, &pair.target) else {
-        panic!("the example publishes Graph into CalDAV: {pair:?}");
+    // Its active pair is one every build has (tests/first_run.rs runs it against Radicale).
+    let (Endpoint::Caldav(source), Endpoint::Caldav(target)) = (&pair.source, &pair.target) else {
+        panic!("the example publishes CalDAV into CalDAV: {pair:?}");
     };
     // Read from the credentials directory, one trailing newline dropped.
-    let calsync::config::GraphCredential::Secret(secret) = &source.credential else {
-        panic!("a client secret")
-    };
-    assert_eq!(secret.expose(), "s3cret");
+    assert_eq!(source.password.as_ref().unwrap().expose(), "s3cret");
     assert_eq!(target.password.as_ref().unwrap().expose(), "s3cret");
 
     // Without the credentials the error names the key, as the README promises.
@@ -68,7 +66,7 @@ fn the_example_configuration_is_accepted_with_its_credentials() {
         &Environment::default(),
     )
     .unwrap_err();
-    assert!(err.key.ends_with("client_secret_file"), "{err}");
+    assert!(err.key.ends_with("password_file"), "{err}");
 }
 
 fn run_script(script: &str, root: &Path, args: &[&str]) {

@@ -352,6 +352,7 @@ fn gather(global: &GlobalArgs, offline: bool, now: DateTime<Utc>) -> Vec<Check> 
     let (store, state_check) = open_state(&settings);
     checks.push(state_check);
     checks.push(audit_key(&settings, store.is_some()));
+    checks.push(secret_files(&settings));
 
     // Providers keep caches (tokens, calendar ids) in the state; without a state file they
     // get one in memory, so nothing is created.
@@ -518,6 +519,41 @@ fn audit_key(settings: &Settings, state_exists: bool) -> Check {
         ),
         Err(e) => Check::system("audit:key", Status::Fail, e),
     }
+}
+
+/// The files secrets were read from (and the audit key): warns while others than their
+/// owner may read one.
+fn secret_files(settings: &Settings) -> Check {
+    let exposed: Vec<String> = settings
+        .secret_files
+        .iter()
+        .filter_map(|f| {
+            crate::fsutil::readable_by_others(&f.path)
+                .map(|mode| format!("{} ({}, mode {mode:04o})", f.path.display(), f.key))
+        })
+        .collect();
+    let mut check = if exposed.is_empty() {
+        Check::system(
+            "secrets:file",
+            Status::Pass,
+            match settings.secret_files.len() {
+                0 => "no secret files".to_string(),
+                n => format!("{n} secret files, each readable by its owner only"),
+            },
+        )
+    } else {
+        Check::system(
+            "secrets:file",
+            Status::Warn,
+            format!(
+                "readable by others: {}; chmod 0600 them",
+                exposed.join(", ")
+            ),
+        )
+    };
+    check.observed_value = Some(exposed.len().into());
+    check.observed_unit = Some("files readable by others");
+    check
 }
 
 /// The pair's secrets were read with the configuration (it does not load otherwise).

@@ -49,7 +49,7 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> Result<i32, Error> {
             )
         }
         Err(StoreError::Missing { .. }) => {
-            log::info!(event = "state.missing", path = settings.state.display().to_string().as_str();
+            log::warn!(event = "state.missing", path = settings.state.display().to_string().as_str();
                        "no state file yet: no runs to show");
             (Vec::new(), Vec::new())
         }
@@ -180,6 +180,9 @@ pub struct Summary {
     /// Failed or interrupted.
     pub failed: u64,
     pub running: u64,
+    /// Dry runs (not counted in the success rate). `runs` is `ok + failed + running +
+    /// dry_run`.
+    pub dry_run: u64,
     /// `ok / (ok + failed)`, percent.
     pub success_rate: Option<f64>,
     pub duration_ms: Percentiles,
@@ -202,7 +205,7 @@ pub fn summarize(runs: &[RunRecord]) -> Summary {
             Some(true) => s.ok += 1,
             Some(false) => s.failed += 1,
             None if r.outcome == "running" => s.running += 1,
-            None => {}
+            None => s.dry_run += 1,
         }
         s.created += r.created;
         s.updated += r.updated;
@@ -224,6 +227,8 @@ pub struct HourBucket {
     pub runs: u64,
     pub ok: u64,
     pub failed: u64,
+    /// Running or dry runs: `runs` is `ok + failed + other`.
+    pub other: u64,
     pub duration_p50_ms: Option<i64>,
 }
 
@@ -244,6 +249,7 @@ pub fn hourly(runs: &[RunRecord]) -> Vec<HourBucket> {
             runs: rs.len() as u64,
             ok: rs.iter().filter(|r| counted(r) == Some(true)).count() as u64,
             failed: rs.iter().filter(|r| counted(r) == Some(false)).count() as u64,
+            other: rs.iter().filter(|r| counted(r).is_none()).count() as u64,
             duration_p50_ms: percentiles(rs.iter().filter_map(|r| duration_ms(r))).p50,
         })
         .collect()
@@ -254,8 +260,12 @@ pub fn hourly(runs: &[RunRecord]) -> Vec<HourBucket> {
 pub struct Period {
     pub from: String,
     pub to: String,
+    /// `ok + failed + other`.
     pub runs: u64,
+    pub ok: u64,
     pub failed: u64,
+    /// Running or dry runs.
+    pub other: u64,
     pub success_rate: Option<f64>,
     pub duration_ms: Percentiles,
 }
@@ -285,7 +295,9 @@ pub fn trend(runs: &[RunRecord], now_ms: i64, span_ms: i64) -> Trend {
             from: rfc3339_ms(from),
             to: rfc3339_ms(to),
             runs: s.runs,
+            ok: s.ok,
             failed: s.failed,
+            other: s.running + s.dry_run,
             success_rate: s.success_rate,
             duration_ms: s.duration_ms,
         }
@@ -422,11 +434,15 @@ fn text(
     out.push_str(&t.render());
 
     out.push_str("\nSUMMARY\n");
-    let mut t = Table::new(&["RUNS", "OK", "FAILED", "SUCCESS", "P50", "P95", "P99"]);
+    let mut t = Table::new(&[
+        "RUNS", "OK", "FAILED", "RUNNING", "DRY RUN", "SUCCESS", "P50", "P95", "P99",
+    ]);
     t.row(vec![
         summary.runs.to_string(),
         summary.ok.to_string(),
         summary.failed.to_string(),
+        summary.running.to_string(),
+        summary.dry_run.to_string(),
         opt_rate(summary.success_rate),
         opt_ms(summary.duration_ms.p50),
         opt_ms(summary.duration_ms.p95),
@@ -435,13 +451,17 @@ fn text(
     out.push_str(&t.render());
 
     out.push_str("\nTREND\n");
-    let mut t = Table::new(&["PERIOD", "FROM", "RUNS", "FAILED", "SUCCESS", "P50", "P95"]);
+    let mut t = Table::new(&[
+        "PERIOD", "FROM", "RUNS", "OK", "FAILED", "OTHER", "SUCCESS", "P50", "P95",
+    ]);
     for (name, p) in [("current", &trend.current), ("previous", &trend.previous)] {
         t.row(vec![
             name.into(),
             p.from.clone(),
             p.runs.to_string(),
+            p.ok.to_string(),
             p.failed.to_string(),
+            p.other.to_string(),
             opt_rate(p.success_rate),
             opt_ms(p.duration_ms.p50),
             opt_ms(p.duration_ms.p95),
@@ -453,13 +473,14 @@ fn text(
     }
 
     out.push_str("\nHOURLY\n");
-    let mut t = Table::new(&["HOUR", "RUNS", "OK", "FAILED", "P50"]);
+    let mut t = Table::new(&["HOUR", "RUNS", "OK", "FAILED", "OTHER", "P50"]);
     for h in hours {
         t.row(vec![
             h.hour.clone(),
             h.runs.to_string(),
             h.ok.to_string(),
             h.failed.to_string(),
+            h.other.to_string(),
             opt_ms(h.duration_p50_ms),
         ]);
     }

@@ -34,19 +34,19 @@ pub fn run(args: Args) -> Result<i32, Error> {
             cleanup::run(&args.global, a)
         }
         Command::Validate(a) => {
-            logging::init(Stream::Stderr);
+            logging::init_report(report::wants_json(a.format));
             validate::run(&args.global, a)
         }
         Command::Health(a) => {
-            logging::init(Stream::Stderr);
+            logging::init_report(report::wants_json(a.format));
             health::run(&args.global, a)
         }
         Command::History(a) => {
-            logging::init(Stream::Stderr);
+            logging::init_report(report::wants_json(a.format));
             history::run(&args.global, a)
         }
         Command::AuditVerify(a) => {
-            logging::init(Stream::Stderr);
+            logging::init_report(report::wants_json(a.format));
             audit_verify::run(&args.global, a)
         }
         Command::Generate(g) => generate::run(g),
@@ -106,6 +106,7 @@ impl Session {
             }
             (Some(lock), store, Some(audit_key))
         };
+        warn_readable_by_others(&settings);
         let breakers = crate::net::Breakers::load(store.breakers()?);
         let http = Http::new(&settings.net)
             .map_err(Error::Setup)?
@@ -228,6 +229,17 @@ impl Session {
                 0
             }
         }
+    }
+}
+
+/// Warns, on every run, about the state file and each secret file that others than their
+/// owner may read: they hold tokens, published bodies, passwords and keys.
+pub fn warn_readable_by_others(settings: &Settings) {
+    for (what, path, mode) in settings.readable_by_others() {
+        log::warn!(event = "file.readable_by_others", path = path.display().to_string().as_str(),
+                   mode = format!("{mode:04o}").as_str();
+                   "the {what} {} is readable by others (mode {mode:04o}); make it its owner's alone: chmod 0600 {}",
+                   path.display(), path.display());
     }
 }
 

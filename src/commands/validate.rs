@@ -252,24 +252,34 @@ pub fn check(
         serde_json::json!({ "cutoff": bounds.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) }),
     );
 
-    // No duplicates: one target event per tag, and per target id.
+    // No duplicates: one target event per tag, per target id and per UID (a target lists an
+    // event once per copy it holds: two resources, or one component written twice).
     let mut dup = BTreeSet::new();
     for list in by_tag.values().filter(|l| l.len() > 1) {
         dup.extend(list.iter().map(|o| o.target_id.clone()));
     }
     let mut ids: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut uids: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for o in owned {
         *ids.entry(&o.target_id).or_default() += 1;
+        uids.entry(&o.event.uid).or_default().push(&o.target_id);
     }
     dup.extend(
         ids.into_iter()
             .filter(|(_, n)| *n > 1)
             .map(|(id, _)| id.to_string()),
     );
+    let uids_twice = uids.values().filter(|l| l.len() > 1).count();
+    for list in uids.values().filter(|l| l.len() > 1) {
+        dup.extend(list.iter().map(|id| id.to_string()));
+    }
     let duplicates = Outcome::new(
         "no_duplicates",
         dup,
-        serde_json::json!({ "tags_more_than_once": by_tag.values().filter(|l| l.len() > 1).count() }),
+        serde_json::json!({
+            "tags_more_than_once": by_tag.values().filter(|l| l.len() > 1).count(),
+            "uids_more_than_once": uids_twice,
+        }),
     );
 
     // Series intact and fields equal, for every expected item in the target.
@@ -400,9 +410,20 @@ fn series_differences(want: &PublicEvent, have: &PublicEvent) -> Vec<&'static st
 }
 
 /// Text as compared: line ends unified, outer blanks trimmed, empty as absent.
+/// Control characters other than line breaks and tabs are dropped, as a target written by
+/// calsync carries them (RFC 5545 forbids them in TEXT), so a source text holding one does not
+/// fail the comparison forever.
 fn normal_text(s: Option<&str>) -> Option<String> {
-    s.map(|t| t.replace("\r\n", "\n").trim().to_string())
-        .filter(|t| !t.is_empty())
+    s.map(|t| {
+        t.replace("\r\n", "\n")
+            .chars()
+            .map(|c| if c == '\r' { '\n' } else { c })
+            .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+            .collect::<String>()
+            .trim()
+            .to_string()
+    })
+    .filter(|t| !t.is_empty())
 }
 
 fn detail_differences(want: &PublicDetails, have: &PublicDetails, out: &mut Vec<String>, at: &str) {
@@ -426,7 +447,10 @@ fn detail_differences(want: &PublicDetails, have: &PublicDetails, out: &mut Vec<
         normal_text(want.description.as_deref()) == normal_text(have.description.as_deref()),
     );
     let cats = |d: &PublicDetails| -> BTreeSet<String> {
-        d.categories.iter().map(|c| c.trim().to_string()).collect()
+        d.categories
+            .iter()
+            .filter_map(|c| normal_text(Some(c)))
+            .collect()
     };
     differ("categories", cats(want) == cats(have));
 }

@@ -315,12 +315,20 @@ impl Keys<'_> {
         }
     }
 
-    /// `concurrency`: writes in flight, 1–64, the `[net]` value when not written.
+    /// `concurrency`: writes in flight (its row of the numbers table), the `[net]` value
+    /// when not written.
     fn concurrency(&mut self) -> Result<usize, ConfigError> {
+        let row = super::numbers::number(match self.side {
+            Side::Source => "pair.source.concurrency",
+            Side::Target => "pair.target.concurrency",
+        });
         match self.take("concurrency") {
             None => Ok(self.concurrency),
-            Some(toml::Value::Integer(n)) if (1..=64).contains(&n) => Ok(n as usize),
-            Some(_) => Err(self.err("concurrency", "must be a whole number from 1 to 64")),
+            Some(toml::Value::Integer(n)) => row.check(n).map_err(|p| self.err("concurrency", p)),
+            Some(other) => Err(self.err(
+                "concurrency",
+                format!("must be a whole number, not a {}", other.type_str()),
+            )),
         }
     }
 
@@ -599,6 +607,7 @@ mod tests {
             path: &cfg,
             base: dir.path(),
             env: &env,
+            secret_files: Default::default(),
         };
         let mut read: BTreeSet<(String, String)> = BTreeSet::new();
         for example in EXAMPLES {

@@ -11,6 +11,8 @@
 //! URLs. What each provider kind takes is `endpoint`'s one table.
 
 mod endpoint;
+mod locate;
+mod numbers;
 
 pub use crate::plan::GuardLimits;
 use crate::policy::{Field, RecurrenceMode, Rules, Visibility};
@@ -18,6 +20,7 @@ pub use endpoint::{
     CaldavSettings, CalendarRef, Endpoint, GoogleSettings, GraphCredential, GraphSettings,
     IcsLocation, IcsSettings, KINDS, Kind, Side,
 };
+pub use numbers::{NUMBERS, Number, RETENTION_DAYS_MAX};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -65,17 +68,17 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawNet {
     #[serde(default = "defaults::retries")]
-    retries: u32,
+    retries: i64,
     #[serde(default = "defaults::backoff_ms")]
-    backoff_ms: u64,
+    backoff_ms: i64,
     #[serde(default = "defaults::timeout_seconds")]
-    timeout_seconds: u64,
+    timeout_seconds: i64,
     #[serde(default = "defaults::deadline_seconds")]
-    deadline_seconds: u64,
+    deadline_seconds: i64,
     #[serde(default = "defaults::concurrency")]
-    concurrency: usize,
+    concurrency: i64,
     #[serde(default = "defaults::max_response_mib")]
-    max_response_mib: u64,
+    max_response_mib: i64,
 }
 
 impl Default for RawNet {
@@ -95,9 +98,9 @@ impl Default for RawNet {
 #[serde(deny_unknown_fields)]
 struct RawHistory {
     #[serde(default = "defaults::keep_runs")]
-    keep_runs: u32,
+    keep_runs: i64,
     #[serde(default = "defaults::keep_metrics_days")]
-    keep_metrics_days: u32,
+    keep_metrics_days: i64,
 }
 
 impl Default for RawHistory {
@@ -113,15 +116,15 @@ impl Default for RawHistory {
 #[serde(deny_unknown_fields)]
 struct RawHealth {
     #[serde(default = "defaults::stale_fail_factor")]
-    stale_fail_factor: u32,
+    stale_fail_factor: i64,
     #[serde(default = "defaults::failure_window_runs")]
-    failure_window_runs: u32,
+    failure_window_runs: i64,
     #[serde(default = "defaults::failure_warn_percent")]
-    failure_warn_percent: u32,
+    failure_warn_percent: i64,
     #[serde(default = "defaults::failure_fail_percent")]
-    failure_fail_percent: u32,
+    failure_fail_percent: i64,
     #[serde(default = "defaults::cursor_warn_days")]
-    cursor_warn_days: u32,
+    cursor_warn_days: i64,
 }
 
 impl Default for RawHealth {
@@ -138,98 +141,96 @@ impl Default for RawHealth {
 
 /// Checks the `[health]` table.
 fn health_settings(ctx: &Ctx<'_>, raw: &RawHealth) -> Result<HealthSettings, ConfigError> {
-    if raw.stale_fail_factor == 0 {
-        return Err(ctx.err("health.stale_fail_factor", "must be at least 1"));
-    }
-    if raw.failure_window_runs == 0 {
-        return Err(ctx.err("health.failure_window_runs", "must be at least 1"));
-    }
-    for (key, value) in [
-        ("health.failure_warn_percent", raw.failure_warn_percent),
-        ("health.failure_fail_percent", raw.failure_fail_percent),
-    ] {
-        if !(1..=100).contains(&value) {
-            return Err(ctx.err(key, "must be between 1 and 100"));
-        }
-    }
-    if raw.failure_warn_percent > raw.failure_fail_percent {
+    let settings = HealthSettings {
+        stale_fail_factor: ctx.number("health", "stale_fail_factor", raw.stale_fail_factor)?,
+        failure_window_runs: ctx.number(
+            "health",
+            "failure_window_runs",
+            raw.failure_window_runs,
+        )?,
+        failure_warn_percent: ctx.number(
+            "health",
+            "failure_warn_percent",
+            raw.failure_warn_percent,
+        )?,
+        failure_fail_percent: ctx.number(
+            "health",
+            "failure_fail_percent",
+            raw.failure_fail_percent,
+        )?,
+        cursor_warn_days: ctx.number("health", "cursor_warn_days", raw.cursor_warn_days)?,
+    };
+    if settings.failure_warn_percent > settings.failure_fail_percent {
         return Err(ctx.err(
             "health.failure_warn_percent",
             "must not be above health.failure_fail_percent",
         ));
     }
-    if raw.cursor_warn_days == 0 {
-        return Err(ctx.err("health.cursor_warn_days", "must be at least 1"));
-    }
-    Ok(HealthSettings {
-        stale_fail_factor: raw.stale_fail_factor,
-        failure_window_runs: raw.failure_window_runs,
-        failure_warn_percent: raw.failure_warn_percent,
-        failure_fail_percent: raw.failure_fail_percent,
-        cursor_warn_days: raw.cursor_warn_days,
-    })
+    Ok(settings)
 }
 
+/// Defaults, from the one table of numbers.
 mod defaults {
-    pub fn retries() -> u32 {
-        3
+    use super::numbers::default_of;
+    pub fn retries() -> i64 {
+        default_of("net.retries")
     }
-    pub fn backoff_ms() -> u64 {
-        1000
+    pub fn backoff_ms() -> i64 {
+        default_of("net.backoff_ms")
     }
-    pub fn timeout_seconds() -> u64 {
-        30
+    pub fn timeout_seconds() -> i64 {
+        default_of("net.timeout_seconds")
     }
-    pub fn deadline_seconds() -> u64 {
-        600
+    pub fn deadline_seconds() -> i64 {
+        default_of("net.deadline_seconds")
     }
-    pub fn concurrency() -> usize {
-        4
+    pub fn concurrency() -> i64 {
+        default_of("net.concurrency")
     }
-    pub fn max_response_mib() -> u64 {
-        64
+    pub fn max_response_mib() -> i64 {
+        default_of("net.max_response_mib")
     }
-    pub fn max_occurrences() -> u32 {
-        1000
+    pub fn max_occurrences() -> i64 {
+        default_of("pair.max_occurrences")
     }
-    pub fn keep_runs() -> u32 {
-        100
+    pub fn keep_runs() -> i64 {
+        default_of("history.keep_runs")
     }
-    pub fn keep_metrics_days() -> u32 {
-        7
+    pub fn keep_metrics_days() -> i64 {
+        default_of("history.keep_metrics_days")
     }
-    pub fn past_days() -> u32 {
-        30
+    pub fn past_days() -> i64 {
+        default_of("pair.past_days")
     }
-    pub fn future_days() -> u32 {
-        365
+    pub fn future_days() -> i64 {
+        default_of("pair.future_days")
     }
-    pub fn retention_days() -> u32 {
-        180
+    pub fn retention_days() -> i64 {
+        default_of("pair.retention_days")
     }
-    pub fn max_delete_percent() -> u32 {
-        50
+    pub fn max_delete_percent() -> i64 {
+        default_of("pair.max_delete_percent")
     }
-    pub fn max_delete_min() -> u32 {
-        10
+    pub fn max_delete_min() -> i64 {
+        default_of("pair.max_delete_min")
     }
-    pub fn stale_after_minutes() -> u32 {
-        60
+    pub fn stale_after_minutes() -> i64 {
+        default_of("pair.stale_after_minutes")
     }
-    pub fn stale_fail_factor() -> u32 {
-        4
+    pub fn stale_fail_factor() -> i64 {
+        default_of("health.stale_fail_factor")
     }
-    pub fn failure_window_runs() -> u32 {
-        10
+    pub fn failure_window_runs() -> i64 {
+        default_of("health.failure_window_runs")
     }
-    pub fn failure_warn_percent() -> u32 {
-        25
+    pub fn failure_warn_percent() -> i64 {
+        default_of("health.failure_warn_percent")
     }
-    pub fn failure_fail_percent() -> u32 {
-        75
+    pub fn failure_fail_percent() -> i64 {
+        default_of("health.failure_fail_percent")
     }
-    pub fn cursor_warn_days() -> u32 {
-        2
+    pub fn cursor_warn_days() -> i64 {
+        default_of("health.cursor_warn_days")
     }
 }
 
@@ -238,24 +239,24 @@ mod defaults {
 struct RawPair {
     name: String,
     #[serde(default = "defaults::past_days")]
-    past_days: u32,
+    past_days: i64,
     #[serde(default = "defaults::future_days")]
-    future_days: u32,
+    future_days: i64,
     #[serde(default = "defaults::retention_days")]
-    retention_days: u32,
+    retention_days: i64,
     #[serde(default)]
     recurrence: RecurrenceMode,
     fields: Option<Vec<Field>>,
     #[serde(default)]
     exclude_categories: Vec<String>,
     #[serde(default = "defaults::max_delete_percent")]
-    max_delete_percent: u32,
+    max_delete_percent: i64,
     #[serde(default = "defaults::max_delete_min")]
-    max_delete_min: u32,
+    max_delete_min: i64,
     #[serde(default = "defaults::stale_after_minutes")]
-    stale_after_minutes: u32,
+    stale_after_minutes: i64,
     #[serde(default = "defaults::max_occurrences")]
-    max_occurrences: u32,
+    max_occurrences: i64,
     source: toml::Table,
     target: toml::Table,
 }
@@ -315,13 +316,15 @@ pub struct NetSettings {
 
 impl Default for NetSettings {
     fn default() -> Self {
+        // The table's defaults are in range, so these conversions never fail.
+        let value = |n: i64| u64::try_from(n).unwrap_or(0);
         NetSettings {
-            retries: defaults::retries(),
-            backoff_ms: defaults::backoff_ms(),
-            timeout_seconds: defaults::timeout_seconds(),
-            deadline_seconds: defaults::deadline_seconds(),
-            concurrency: defaults::concurrency(),
-            max_response_bytes: defaults::max_response_mib() * 1024 * 1024,
+            retries: value(defaults::retries()) as u32,
+            backoff_ms: value(defaults::backoff_ms()),
+            timeout_seconds: value(defaults::timeout_seconds()),
+            deadline_seconds: value(defaults::deadline_seconds()),
+            concurrency: value(defaults::concurrency()) as usize,
+            max_response_bytes: value(defaults::max_response_mib()) * 1024 * 1024,
         }
     }
 }
@@ -370,6 +373,31 @@ pub struct Pair {
     pub target: Endpoint,
 }
 
+/// A file a secret was read from, by the key that named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretFile {
+    /// `pair 'parish'.source.password_file`, `audit_key_file`.
+    pub key: String,
+    pub path: PathBuf,
+}
+
+impl Settings {
+    /// The state file and secret files that others than their owner may read (DESIGN:
+    /// warned about on every run and by `health`), as (what, path, mode).
+    pub fn readable_by_others(&self) -> Vec<(String, PathBuf, u32)> {
+        let mut out = Vec::new();
+        if let Some(mode) = crate::fsutil::readable_by_others(&self.state) {
+            out.push(("state file".to_string(), self.state.clone(), mode));
+        }
+        for f in &self.secret_files {
+            if let Some(mode) = crate::fsutil::readable_by_others(&f.path) {
+                out.push((format!("secret file of {}", f.key), f.path.clone(), mode));
+            }
+        }
+        out
+    }
+}
+
 /// The whole configuration, checked, with the state path resolved.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -379,6 +407,8 @@ pub struct Settings {
     pub config_hash: String,
     pub state: PathBuf,
     pub audit_key_file: Option<PathBuf>,
+    /// Every file a secret was read from (and the audit key), by key.
+    pub secret_files: Vec<SecretFile>,
     pub metrics_file: Option<PathBuf>,
     pub net: NetSettings,
     pub history: HistorySettings,
@@ -506,30 +536,56 @@ pub fn parse(
     state_override: Option<&Path>,
     env: &Environment,
 ) -> Result<Settings, ConfigError> {
+    parse_text(path, text, state_override, env).map_err(|mut e| {
+        if !e.problem.contains("(line ")
+            && let Some(line) = locate::line_of_key(text, &e.key)
+        {
+            e.problem.push_str(&format!(" (line {line})"));
+        }
+        e
+    })
+}
+
+fn parse_text(
+    path: &Path,
+    text: &str,
+    state_override: Option<&Path>,
+    env: &Environment,
+) -> Result<Settings, ConfigError> {
     let doc: toml::Table = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let ctx = Ctx { path, base, env };
+    let ctx = Ctx {
+        path,
+        base,
+        env,
+        secret_files: Default::default(),
+    };
     // A secret written inline is named first, whatever else is wrong: it is the one mistake
     // that has already exposed something.
     find_inline_secret(&ctx, &doc)?;
     let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
 
-    let net = RawNet { ..raw.net };
-    if net.concurrency == 0 || net.concurrency > 64 {
-        return Err(ctx.err("net.concurrency", "must be between 1 and 64"));
-    }
-    if net.timeout_seconds == 0 {
-        return Err(ctx.err("net.timeout_seconds", "must be at least 1"));
-    }
-    if net.deadline_seconds == 0 {
-        return Err(ctx.err("net.deadline_seconds", "must be at least 1"));
-    }
-    if !(1..=1024).contains(&net.max_response_mib) {
-        return Err(ctx.err("net.max_response_mib", "must be between 1 and 1024"));
-    }
-    if raw.history.keep_runs == 0 {
-        return Err(ctx.err("history.keep_runs", "must be at least 1"));
-    }
+    let net = NetSettings {
+        retries: ctx.number("net", "retries", raw.net.retries)?,
+        backoff_ms: ctx.number("net", "backoff_ms", raw.net.backoff_ms)?,
+        timeout_seconds: ctx.number("net", "timeout_seconds", raw.net.timeout_seconds)?,
+        deadline_seconds: ctx.number("net", "deadline_seconds", raw.net.deadline_seconds)?,
+        concurrency: ctx.number("net", "concurrency", raw.net.concurrency)?,
+        max_response_bytes: ctx.number::<u64>(
+            "net",
+            "max_response_mib",
+            raw.net.max_response_mib,
+        )? * 1024
+            * 1024,
+    };
+    let history = HistorySettings {
+        keep_runs: ctx.number("history", "keep_runs", raw.history.keep_runs)?,
+        keep_metrics_days: ctx.number(
+            "history",
+            "keep_metrics_days",
+            raw.history.keep_metrics_days,
+        )?,
+    };
     let health = health_settings(&ctx, &raw.health)?;
 
     if raw.pair.is_empty() {
@@ -548,11 +604,13 @@ pub fn parse(
         }
         pairs.push(pair);
     }
-    // A file target is written whole by its pair: two pairs on one file would erase each other.
+    // A file target is written whole by its pair: two pairs on one file would erase each
+    // other. One file is one real path, whatever the spelling (a symlink, `./`, `..`).
     for (i, a) in pairs.iter().enumerate() {
         for b in &pairs[i + 1..] {
             if let (Endpoint::Ics(x), Endpoint::Ics(y)) = (&a.target, &b.target)
-                && x.location == y.location
+                && let (IcsLocation::Path(px), IcsLocation::Path(py)) = (&x.location, &y.location)
+                && crate::fsutil::real_path(px) == crate::fsutil::real_path(py)
             {
                 return Err(ctx.err(
                     format!("pair '{}'.target.path", b.name),
@@ -574,55 +632,59 @@ pub fn parse(
         .audit_key_file
         .as_deref()
         .map(|name| ctx.locate_file(name));
+    let mut secret_files = ctx.secret_files.take();
+    if let Some(path) = &audit_key_file {
+        secret_files.push(SecretFile {
+            key: "audit_key_file".into(),
+            path: path.clone(),
+        });
+    }
 
     Ok(Settings {
         path: path.to_path_buf(),
         config_hash: crate::hashing::sha256_hex(text.as_bytes()),
         state,
         audit_key_file,
+        secret_files,
         metrics_file: raw.metrics_file.map(|p| ctx.beside(&p)),
-        net: NetSettings {
-            retries: net.retries,
-            backoff_ms: net.backoff_ms,
-            timeout_seconds: net.timeout_seconds,
-            deadline_seconds: net.deadline_seconds,
-            concurrency: net.concurrency,
-            max_response_bytes: net.max_response_mib * 1024 * 1024,
-        },
-        history: HistorySettings {
-            keep_runs: raw.history.keep_runs,
-            keep_metrics_days: raw.history.keep_metrics_days,
-        },
+        net,
+        history,
         health,
         pairs,
     })
 }
 
-/// Turns a TOML or serde error into one line naming the key and the line it is on.
+/// Turns a TOML or serde error into one line naming the key and the line it is on. A value
+/// serde refuses (an unknown enum value, a wrong type) is named by the key it is written
+/// under — `pair 'parish'.recurrence`, not the value.
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
-    let message = e.message().trim().to_string();
-    let line_info = e.span().map(|span| {
-        let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-        let table = text[..span.start.min(text.len())]
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| l.starts_with('['))
-            .unwrap_or("top level")
-            .to_string();
-        (line, table)
-    });
-    // serde says "unknown field `x`"; our users write keys, not fields.
-    let message = message.replace("unknown field", "unknown key");
-    let key = extract_key(&message).unwrap_or_else(|| "(syntax)".to_string());
-    let problem = match line_info {
-        Some((line, table)) => format!("{message} (line {line}, in {table})"),
+    // serde says "unknown field `x`" and "unknown variant `x`"; our users write keys and
+    // values.
+    let message = e
+        .message()
+        .trim()
+        .replace("unknown field", "unknown key")
+        .replace("unknown variant", "unknown value")
+        .replace('`', "'");
+    let offset = e.span().map(|span| span.start.min(text.len()));
+    let located = offset.and_then(|at| locate::key_at(text, at));
+    let line = located
+        .as_ref()
+        .map(|(_, line)| *line)
+        .or_else(|| offset.map(|at| locate::line_of(text, at)));
+    let key = match &located {
+        Some((path, _)) => path.clone(),
+        None => extract_key(&message).unwrap_or_else(|| "(syntax)".to_string()),
+    };
+    let problem = match line {
+        Some(line) => format!("{message} (line {line})"),
         None => message,
     };
-    let problem = if INLINE_SECRETS.contains(&key.as_str()) {
+    let last = key.rsplit('.').next().unwrap_or(&key);
+    let problem = if INLINE_SECRETS.contains(&last) {
         format!(
-            "secrets never stand in the configuration: use {key}_file (a file, looked up in \
-             $CREDENTIALS_DIRECTORY first) or {key}_env (an environment variable) — {problem}"
+            "secrets never stand in the configuration: use {last}_file (a file, looked up in \
+             $CREDENTIALS_DIRECTORY first) or {last}_env (an environment variable) — {problem}"
         )
     } else {
         problem
@@ -630,22 +692,48 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
     ConfigError::new(path, key, problem)
 }
 
-/// The key named in a serde message such as "unknown key `foo`, expected …".
+/// The key named in a message such as "unknown key 'foo', expected …".
 fn extract_key(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_string())
+    let rest = message.strip_prefix("unknown key '")?;
+    let len = rest.find('\'')?;
+    Some(rest[..len].to_string())
 }
 
 struct Ctx<'a> {
     path: &'a Path,
     base: &'a Path,
     env: &'a Environment,
+    /// The secret files read, by key (for the warning about ones others can read).
+    secret_files: std::cell::RefCell<Vec<SecretFile>>,
 }
 
 impl Ctx<'_> {
     fn err(&self, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
         ConfigError::new(self.path, key, problem)
+    }
+
+    /// A number of a top-level table (`net`, `history`, `health`), checked against its row
+    /// of [`NUMBERS`].
+    fn number<T: TryFrom<i64>>(
+        &self,
+        table: &str,
+        key: &str,
+        value: i64,
+    ) -> Result<T, ConfigError> {
+        self.number_at(table, table, key, value)
+    }
+
+    /// A number written at `at` (`pair 'parish'`), whose row is `<table>.<key>`.
+    fn number_at<T: TryFrom<i64>>(
+        &self,
+        at: &str,
+        table: &str,
+        key: &str,
+        value: i64,
+    ) -> Result<T, ConfigError> {
+        numbers::number(&format!("{table}.{key}"))
+            .check(value)
+            .map_err(|problem| self.err(format!("{at}.{key}"), problem))
     }
 
     /// A path written in the config, relative to the config's folder.
@@ -673,6 +761,23 @@ impl Ctx<'_> {
         self.base.join(p)
     }
 
+    /// Why a file named `name` (found at `path`) could not be read: for a relative name that
+    /// was nowhere, each place looked, in order.
+    fn not_read(&self, name: &str, path: &Path, e: &std::io::Error) -> String {
+        if Path::new(name).is_absolute() || e.kind() != std::io::ErrorKind::NotFound {
+            return format!("cannot read the secret file {}: {e}", path.display());
+        }
+        let credentials = match &self.env.credentials_directory {
+            Some(dir) => format!("$CREDENTIALS_DIRECTORY ({})", dir.join(name).display()),
+            None => "$CREDENTIALS_DIRECTORY (not set)".to_string(),
+        };
+        format!(
+            "cannot find the secret file '{name}': looked in {credentials}, then beside the \
+             configuration ({})",
+            self.base.join(name).display()
+        )
+    }
+
     /// Reads a secret given as `<stem>_file` or `<stem>_env` (exactly one must be set when
     /// `required`).
     fn secret(
@@ -691,11 +796,12 @@ impl Ctx<'_> {
             (Some(name), None) => {
                 let path = self.locate_file(name);
                 let bytes = std::fs::read(&path).map_err(|e| {
-                    self.err(
-                        format!("{at}.{stem}_file"),
-                        format!("cannot read the secret file {}: {e}", path.display()),
-                    )
+                    self.err(format!("{at}.{stem}_file"), self.not_read(name, &path, &e))
                 })?;
+                self.secret_files.borrow_mut().push(SecretFile {
+                    key: format!("{at}.{stem}_file"),
+                    path: path.clone(),
+                });
                 let text = String::from_utf8(bytes).map_err(|_| {
                     self.err(
                         format!("{at}.{stem}_file"),
@@ -740,21 +846,19 @@ impl Ctx<'_> {
             ));
         }
         let at = format!("pair '{}'", rp.name);
-        if rp.max_delete_percent > 100 {
-            return Err(self.err(
-                format!("{at}.max_delete_percent"),
-                "must be between 0 and 100",
-            ));
-        }
-        if rp.stale_after_minutes == 0 {
-            return Err(self.err(format!("{at}.stale_after_minutes"), "must be at least 1"));
-        }
-        if !(1..=100_000).contains(&rp.max_occurrences) {
-            return Err(self.err(
-                format!("{at}.max_occurrences"),
-                "must be between 1 and 100000",
-            ));
-        }
+        let number = |key: &str, value: i64| self.number_at(&at, "pair", key, value);
+        let window = WindowDays {
+            past_days: number("past_days", rp.past_days)?,
+            future_days: number("future_days", rp.future_days)?,
+        };
+        let retention_days = number("retention_days", rp.retention_days)?;
+        let guard = GuardLimits {
+            max_delete_percent: number("max_delete_percent", rp.max_delete_percent)?,
+            max_delete_min: number("max_delete_min", rp.max_delete_min)?,
+        };
+        let stale_after_minutes = number("stale_after_minutes", rp.stale_after_minutes)?;
+        let max_occurrences: usize =
+            self.number_at(&at, "pair", "max_occurrences", rp.max_occurrences)?;
         let fields = match rp.fields {
             None => Field::ALL.iter().copied().collect(),
             Some(list) => list.into_iter().collect(),
@@ -779,23 +883,17 @@ impl Ctx<'_> {
         };
         Ok(Pair {
             name: rp.name,
-            window: WindowDays {
-                past_days: rp.past_days,
-                future_days: rp.future_days,
-            },
-            retention_days: rp.retention_days,
+            window,
+            retention_days,
             rules: Rules {
                 fields,
                 exclude_categories: rp.exclude_categories,
                 recurrence: rp.recurrence,
                 default_visibility,
-                max_occurrences: rp.max_occurrences as usize,
+                max_occurrences,
             },
-            guard: GuardLimits {
-                max_delete_percent: rp.max_delete_percent,
-                max_delete_min: rp.max_delete_min,
-            },
-            stale_after_minutes: rp.stale_after_minutes,
+            guard,
+            stale_after_minutes,
             source,
             target,
         })

@@ -93,3 +93,49 @@ pub struct Published {
     pub dtstamp: chrono::DateTime<chrono::Utc>,
     pub tag: String,
 }
+
+/// What a calendar text is made of, read without interpreting any event: its `PRODID` and
+/// the identifying properties of each VEVENT. For telling whose file it is and for spotting
+/// a component written twice, which reading events (one per UID) cannot show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outline {
+    pub prodid: Option<String>,
+    pub vevents: Vec<VeventIds>,
+}
+
+/// The raw `UID`, `RECURRENCE-ID` and `X-CALSYNC-TAG` of one VEVENT (trimmed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VeventIds {
+    pub uid: Option<String>,
+    pub recurrence_id: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// The [`Outline`] of a calendar text.
+///
+/// # Errors
+/// Not a calendar, or cut short.
+pub fn outline(bytes: &[u8]) -> Result<Outline, IcalError> {
+    let text = lines::unfold(bytes);
+    let blocks = lines::components(&text)?;
+    let first = |block: &lines::Block<'_>, name: &str| {
+        block.raw_values(name).first().map(|v| v.trim().to_string())
+    };
+    let prodid = text
+        .lines()
+        .filter_map(lines::split_property)
+        .find(|(name, _)| name.eq_ignore_ascii_case("PRODID"))
+        .map(|(_, value)| value.trim().to_string());
+    Ok(Outline {
+        prodid,
+        vevents: blocks
+            .iter()
+            .filter(|b| b.kind == "VEVENT")
+            .map(|b| VeventIds {
+                uid: first(b, "UID"),
+                recurrence_id: first(b, "RECURRENCE-ID"),
+                tag: first(b, "X-CALSYNC-TAG"),
+            })
+            .collect(),
+    })
+}

@@ -1,6 +1,11 @@
 //! HTTP for every remote provider, in one place: the client (reqwest blocking, rustls),
 //! timeouts, the retry policy, and the record of every attempt for the run's API metrics.
 //!
+//! TLS trusts the system's certificate store — `SSL_CERT_FILE` and `SSL_CERT_DIR` when set,
+//! as OpenSSL reads them, else the distribution's bundle — so a server with an
+//! organisation's own CA works once that CA is installed. Only on a system whose store holds
+//! no certificate at all (a bare container) are the roots built into calsync used instead.
+//!
 //! Providers describe requests and read answers; they never loop. What is retried (DESIGN.md,
 //! Resilience): 5xx, 429, 423, 403 with a rate-limit reason, connection errors, timeouts and
 //! bodies cut short — up to `retries` times, exponential backoff from `backoff_ms` with full
@@ -15,7 +20,6 @@ pub use breaker::Breakers;
 pub use retry::{RetryPolicy, backoff_delay, parse_retry_after};
 
 use crate::config::NetSettings;
-use crate::mask::mask_url;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,9 +44,6 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
     pub auth: Auth,
-    /// The URL is a secret beyond its origin (a private iCal address): logs name the origin
-    /// only.
-    pub secret_path: bool,
 }
 
 /// How a request authenticates.
@@ -75,14 +76,7 @@ impl Request {
             headers: Vec::new(),
             body: None,
             auth: Auth::None,
-            secret_path: false,
         }
-    }
-
-    /// Marks the URL's path and query as secret: only its origin reaches a log.
-    pub fn secret_path(mut self) -> Self {
-        self.secret_path = true;
-        self
     }
 
     pub fn get(url: impl Into<String>) -> Self {
@@ -285,6 +279,8 @@ impl Http {
     pub fn new(net: &NetSettings) -> Result<Http, String> {
         let timeout = Duration::from_secs(net.timeout_seconds);
         let client = reqwest::blocking::Client::builder()
+            .tls_built_in_native_certs(true)
+            .tls_built_in_webpki_certs(!system_has_roots())
             .connect_timeout(timeout)
             .timeout(timeout)
             .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
@@ -494,10 +490,12 @@ impl Http {
             Ok(r) => r.status,
             Err(e) => e.status().unwrap_or(0),
         };
+        // By origin only: a URL's path can be a secret (a private iCal address), and a
+        // mailbox (Graph).
         log::debug!(
             event = "http.request",
             method = req.method.as_str(),
-            url = if req.secret_path { endpoint.to_string() } else { mask_url(&req.url) }.as_str(),
+            endpoint = endpoint,
             status = status,
             attempt = attempt,
             latency_ms = latency.as_millis() as u64;
@@ -552,6 +550,24 @@ fn describe_io_error(e: &std::io::Error) -> String {
         },
         None => e.to_string(),
     }
+}
+
+/// Whether the system's certificate store (or `SSL_CERT_FILE` / `SSL_CERT_DIR`) holds any
+/// certificate; looked at once per process. Problems reading it (an `SSL_CERT_FILE` that
+/// does not exist) are logged as a warning: TLS to servers it should vouch for will fail.
+fn system_has_roots() -> bool {
+    static ROOTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            log::warn!(event = "tls.roots"; "cannot read the system's certificate store: {e}");
+        }
+        if found.certs.is_empty() {
+            log::warn!(event = "tls.roots";
+                       "the system's certificate store holds no certificate: trusting calsync's built-in roots");
+        }
+        !found.certs.is_empty()
+    })
 }
 
 /// A transport error in one line, without URLs (they can carry mailbox addresses).

@@ -8,7 +8,12 @@
 //! As a target, the whole file is rendered from the published set and replaced atomically
 //! (temp file in the same folder, fsync, rename, fsync of the folder). The output order is
 //! stable and DTSTAMPs change only with content, so an unchanged calendar renders
-//! byte-identical and the file is then not touched at all.
+//! byte-identical and the file is then not touched at all. A file that exists but was not
+//! written by calsync for this pair is never overwritten (the pair fails, naming it); a
+//! symlink is written through to the file it names, which is replaced in its own folder.
+//!
+//! Logs name a feed by the pair, the key and the URL's origin only: a private iCal address
+//! carries its secret in the path.
 
 use super::{
     Applied, OwnedEvent, PageSink, ProviderError, PublishedSet, ReadEnd, Source, SourcePage,
@@ -42,11 +47,16 @@ struct FeedCursor {
 pub struct IcsSource {
     settings: IcsSettings,
     http: Http,
+    pair: String,
 }
 
 impl IcsSource {
-    pub fn new(settings: IcsSettings, http: Http) -> Self {
-        IcsSource { settings, http }
+    pub fn new(settings: IcsSettings, http: Http, pair: &str) -> Self {
+        IcsSource {
+            settings,
+            http,
+            pair: pair.to_string(),
+        }
     }
 
     /// The feed's bytes, or `None` when the server says it has not changed (304).
@@ -57,7 +67,7 @@ impl IcsSource {
         match &self.settings.location {
             IcsLocation::Path(path) => {
                 let bytes = std::fs::read(path).map_err(|e| ProviderError::Failed {
-                    what: format!("feed {}", path.display()),
+                    what: self.describe(),
                     detail: format!("cannot read: {e}"),
                 })?;
                 let hash = sha256_hex(&bytes);
@@ -71,9 +81,7 @@ impl IcsSource {
                 )))
             }
             IcsLocation::Url(url) => {
-                let mut req = Request::get(url.expose())
-                    .secret_path()
-                    .header("Accept", "text/calendar");
+                let mut req = Request::get(url.expose()).header("Accept", "text/calendar");
                 if let Some(c) = cursor {
                     if let Some(etag) = &c.etag {
                         req = req.header("If-None-Match", etag.clone());
@@ -93,7 +101,7 @@ impl IcsSource {
                 let resp = self
                     .http
                     .send(&req)
-                    .map_err(|e| ProviderError::from_net(e, "reading the feed"))?;
+                    .map_err(|e| ProviderError::from_net(e, &self.describe()))?;
                 if resp.status == 304 {
                     return Ok(None);
                 }
@@ -107,11 +115,16 @@ impl IcsSource {
         }
     }
 
+    /// The feed as logs may name it: the pair, the key, and a path or the URL's origin (a
+    /// private iCal address carries its secret in the path and query).
     fn describe(&self) -> String {
         match &self.settings.location {
-            IcsLocation::Path(p) => format!("feed {}", p.display()),
-            // The origin only: the path of a private iCal address is its key.
-            IcsLocation::Url(u) => format!("feed {}", crate::net::endpoint_of(u.expose())),
+            IcsLocation::Path(p) => format!("pair '{}': source.path {}", self.pair, p.display()),
+            IcsLocation::Url(u) => format!(
+                "pair '{}': source.url (feed at {})",
+                self.pair,
+                crate::net::endpoint_of(u.expose())
+            ),
         }
     }
 }
@@ -194,8 +207,69 @@ impl IcsTarget {
 
     fn failed(&self, detail: impl std::fmt::Display) -> ProviderError {
         ProviderError::Failed {
-            what: format!("target {}", self.path.display()),
+            what: format!("pair '{}': target.path {}", self.pair, self.path.display()),
             detail: detail.to_string(),
+        }
+    }
+
+    /// Refuses a file at the target path that calsync did not write for this pair: its
+    /// PRODID is not calsync's, or one of its events does not carry this pair's tag, or it
+    /// is not iCalendar at all. An empty file, and a calsync file with no event, hold nothing
+    /// to lose and are taken as this pair's.
+    fn check_ours(&self) -> Result<(), ProviderError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.failed(format!("cannot read: {e}"))),
+        };
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let why = match crate::ical::outline(&bytes) {
+            Err(_) => Some("it is not an iCalendar file".to_string()),
+            Ok(o)
+                if !o
+                    .prodid
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("-//calsync//")) =>
+            {
+                Some(format!(
+                    "it was not written by calsync ({} events)",
+                    o.vevents.len()
+                ))
+            }
+            Ok(o) => {
+                // The tag is on a series' master; its overrides belong to it by UID.
+                let tagged: std::collections::HashSet<&str> = o
+                    .vevents
+                    .iter()
+                    .filter(|v| v.recurrence_id.is_none())
+                    .filter(|v| {
+                        v.tag
+                            .as_deref()
+                            .is_some_and(|t| crate::hashing::is_pair_tag(&self.pair, t))
+                    })
+                    .filter_map(|v| v.uid.as_deref())
+                    .collect();
+                let foreign = o
+                    .vevents
+                    .iter()
+                    .filter(|v| !v.uid.as_deref().is_some_and(|u| tagged.contains(u)))
+                    .count();
+                (foreign > 0).then(|| {
+                    format!(
+                        "{foreign} of its {} events were not written by calsync for this pair",
+                        o.vevents.len()
+                    )
+                })
+            }
+        };
+        match why {
+            None => Ok(()),
+            Some(why) => Err(self.failed(format!(
+                "the file exists and {why}; it is left as it is: move it aside or choose \
+                 another path"
+            ))),
         }
     }
 
@@ -233,7 +307,7 @@ impl Target for IcsTarget {
         if !dir.is_dir() {
             return Err(self.failed(format!("the folder {} does not exist", dir.display())));
         }
-        Ok(())
+        self.check_ours()
     }
 
     fn apply(&mut self, writes: &[Write]) -> Vec<Result<Applied, WriteError>> {
@@ -288,23 +362,24 @@ impl Target for IcsTarget {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => return Err(self.failed(format!("cannot read: {e}"))),
         };
-        let items = crate::ical::parse_published(&bytes).map_err(|e| self.failed(e))?;
-        Ok(items
-            .into_iter()
-            .filter_map(|r| {
-                let tag = r
-                    .tag
-                    .filter(|t| crate::hashing::is_pair_tag(&self.pair, t))?;
-                Some(OwnedEvent {
-                    target_id: r.event.uid.clone(),
-                    tag,
-                    etag: None,
-                    markings: r.classes.into_iter().map(Marking::Class).collect(),
-                    foreign: r.foreign,
-                    dtstamp: r.dtstamp,
-                    event: r.event,
-                })
+        if bytes.is_empty() {
+            // A placeholder (see `check_ours`): nothing in it is calsync's.
+            return Ok(vec![]);
+        }
+        super::owned_copies(&bytes, |r| {
+            let tag = r
+                .tag
+                .filter(|t| crate::hashing::is_pair_tag(&self.pair, t))?;
+            Some(OwnedEvent {
+                target_id: r.event.uid.clone(),
+                tag,
+                etag: None,
+                markings: r.classes.into_iter().map(Marking::Class).collect(),
+                foreign: r.foreign,
+                dtstamp: r.dtstamp,
+                event: r.event,
             })
-            .collect())
+        })
+        .map_err(|e| self.failed(e))
     }
 }

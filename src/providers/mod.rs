@@ -278,6 +278,42 @@ pub trait Target {
     fn list_owned(&mut self) -> Result<Vec<OwnedEvent>, ProviderError>;
 }
 
+/// The events calsync owns in one calendar text (an .ics file, a CalDAV resource): each item
+/// read back that `own` accepts, listed once per copy the text holds — a VEVENT written twice
+/// (one UID, no RECURRENCE-ID) or an override written twice — so that `validate` sees copies
+/// whatever the target kind (reading events keeps one per UID).
+///
+/// # Errors
+/// A text that is not a calendar or is cut short.
+pub fn owned_copies(
+    bytes: &[u8],
+    mut own: impl FnMut(crate::ical::ReadBack) -> Option<OwnedEvent>,
+) -> Result<Vec<OwnedEvent>, crate::ical::IcalError> {
+    let outline = crate::ical::outline(bytes)?;
+    let mut seen: std::collections::HashMap<(&str, Option<&str>), usize> = Default::default();
+    for v in &outline.vevents {
+        if let Some(uid) = &v.uid {
+            *seen
+                .entry((uid.as_str(), v.recurrence_id.as_deref()))
+                .or_default() += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for item in crate::ical::parse_published(bytes)? {
+        let extra: usize = seen
+            .iter()
+            .filter(|((uid, _), _)| *uid == item.event.uid)
+            .map(|(_, n)| n.saturating_sub(1))
+            .sum();
+        let Some(owned) = own(item) else { continue };
+        for _ in 0..extra {
+            out.push(owned.clone());
+        }
+        out.push(owned);
+    }
+    Ok(out)
+}
+
 /// What a provider is built with: everything it may know of the run.
 pub struct Context<'a> {
     pub settings: &'a Settings,
@@ -318,7 +354,11 @@ impl<'a> Context<'a> {
 /// cause (a calendar resolved at build time).
 pub fn build_source<'a>(ctx: &Context<'a>) -> Result<Box<dyn Source + 'a>, ProviderError> {
     match &ctx.pair.source {
-        Endpoint::Ics(s) => Ok(Box::new(ics::IcsSource::new(s.clone(), ctx.http.clone()))),
+        Endpoint::Ics(s) => Ok(Box::new(ics::IcsSource::new(
+            s.clone(),
+            ctx.http.clone(),
+            &ctx.pair.name,
+        ))),
         Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavSource::new(s, ctx)?)),
         other => Err(not_built(ctx, other, "source")),
     }

@@ -69,10 +69,6 @@ impl AuditKey {
                 let mut bytes = vec![0u8; MIN_KEY_BYTES];
                 getrandom::fill(&mut bytes)
                     .map_err(|e| format!("audit key {}: no randomness: {e}", path.display()))?;
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| format!("audit key {}: {e}", path.display()))?;
-                }
                 let mut file = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)

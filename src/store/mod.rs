@@ -6,6 +6,17 @@
 //! audit chain. The file is created 0600; its schema is versioned (`PRAGMA user_version`) and
 //! migrated forward; a file that is not a calsync state file, is corrupt, or has a newer
 //! schema is refused (exit 78) and left exactly as it was.
+//!
+//! A state file is recognised by calsync's own SQLite `application_id` ([`APPLICATION_ID`]),
+//! set when the file is created. Files written by calsync before it set one are recognised
+//! by their schema instead: no application id, a `user_version` this build knows, and
+//! exactly the tables, columns and indexes that calsync's migrations make at that version.
+//! Such a file gets the id on its first open for writing; anything else — another program's
+//! database, whatever its `user_version` — is refused before a single byte is written.
+//!
+//! calsync creates the state file, never a missing folder (systemd's `StateDirectory=` makes
+//! the default one): a folder that does not exist, a path that names a folder, and a file or
+//! folder calsync may not write are configuration problems (78) naming the path.
 
 mod audit;
 mod mapping;
@@ -175,6 +186,20 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// calsync's SQLite `application_id`: "CSYN" in ASCII, as SQLite suggests ids be chosen.
+pub const APPLICATION_ID: i32 = 0x4353_594E;
+
+/// What a database file turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Identity {
+    /// No schema at all: a file calsync just created, or an empty one.
+    Empty,
+    /// calsync's application id, at this schema version.
+    Ours(i64),
+    /// Written by a calsync from before the application id: recognised by its schema.
+    Legacy(i64),
+}
+
 /// An open state file.
 pub struct Store {
     conn: Connection,
@@ -210,29 +235,30 @@ impl StoreError {
 
 impl Store {
     /// Opens the state file, creating it (0600) and its schema when missing, migrating an
-    /// older schema forward.
+    /// older schema forward. The folder must exist: calsync never creates it.
     ///
     /// # Errors
-    /// [`StoreError::Unusable`] for a file that is not a good calsync state file (left as it
-    /// was); other variants for I/O failures.
+    /// [`StoreError::Unusable`] for a path that cannot hold a state file (a missing folder, a
+    /// folder, no permission to write) and for a file that is not a good calsync state file
+    /// (left as it was); other variants for I/O failures.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if !path.exists() {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+        check_location(path)?;
+        if path.exists() {
+            // SQLite would quietly open a write-protected file read-only and fail on the
+            // first write; say what is wrong instead.
+            if let Err(e) = OpenOptions::new().read(true).write(true).open(path) {
+                return Err(refused(path, "cannot be opened for writing", &e));
             }
+        } else {
             OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .open(path)
-                .map_err(|source| StoreError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                .map_err(|e| refused(path, "cannot be created", &e))?;
         }
+        // Identified without writing anything: a foreign file stays byte-identical.
+        let identity = identify_file(path)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -242,7 +268,14 @@ impl Store {
             conn,
             path: path.to_path_buf(),
         };
-        store.check_and_migrate()?;
+        let again = store.identify()?;
+        if again != identity {
+            return Err(StoreError::Unusable {
+                path: path.to_path_buf(),
+                problem: "changed while it was being opened; is another program writing it?".into(),
+            });
+        }
+        store.migrate(identity)?;
         Ok(store)
     }
 
@@ -268,7 +301,7 @@ impl Store {
         let path = PathBuf::from(":memory:");
         let conn = Connection::open_in_memory().map_err(|e| unusable(&path, &e))?;
         let store = Store { conn, path };
-        store.check_and_migrate()?;
+        store.migrate(Identity::Empty)?;
         Ok(store)
     }
 
@@ -284,16 +317,12 @@ impl Store {
     /// [`StoreError::Unusable`] as for [`open`](Self::open); SQLite failures.
     pub fn snapshot(path: &Path) -> Result<Store, StoreError> {
         if !path.exists() {
+            check_location(path)?;
             let mut store = Store::in_memory()?;
             store.path = path.to_path_buf();
             return Ok(store);
         }
-        if path.is_dir() {
-            return Err(StoreError::Unusable {
-                path: path.to_path_buf(),
-                problem: "is a directory, not a state file".into(),
-            });
-        }
+        check_location(path)?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         let immutable = !Path::new(&wal).exists();
@@ -322,24 +351,22 @@ impl Store {
             conn: memory,
             path: path.to_path_buf(),
         };
-        store.check_and_migrate()?;
+        let identity = store.identify()?;
+        store.migrate(identity)?;
         Ok(store)
     }
 
-    /// Takes the run lock of the state file at `path` (a `.lock` file beside it).
+    /// Takes the run lock of the state file at `path` (a `.lock` file beside the file the
+    /// path really names: a symlink or another spelling of the path takes the same lock).
     ///
     /// # Errors
-    /// [`StoreError::Locked`] at once when another run holds it.
+    /// [`StoreError::Locked`] at once when another run holds it; [`StoreError::Unusable`]
+    /// when the path cannot hold a state file.
     pub fn lock(path: &Path) -> Result<RunLock, StoreError> {
-        let mut lock_path = path.as_os_str().to_owned();
+        check_location(path)?;
+        let mut lock_path = crate::fsutil::real_path(path).into_os_string();
         lock_path.push(".lock");
         let lock_path = PathBuf::from(lock_path);
-        if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -347,9 +374,18 @@ impl Store {
             .truncate(false)
             .mode(0o600)
             .open(&lock_path)
-            .map_err(|source| StoreError::Io {
-                path: lock_path.clone(),
-                source,
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                    refused(
+                        path,
+                        &format!("its lock {} cannot be created", lock_path.display()),
+                        &e,
+                    )
+                }
+                _ => StoreError::Io {
+                    path: lock_path.clone(),
+                    source: e,
+                },
             })?;
         match file.try_lock() {
             Ok(()) => Ok(RunLock { _file: file }),
@@ -368,55 +404,39 @@ impl Store {
         &self.path
     }
 
-    fn check_and_migrate(&self) -> Result<(), StoreError> {
-        // Reading the header first: a file that is not a database fails here, before any
-        // write (setting WAL would be one).
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| unusable(&self.path, &e))?;
-        let integrity: String = self
-            .conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| unusable(&self.path, &e))?;
-        if integrity != "ok" {
-            return Err(StoreError::Unusable {
-                path: self.path.clone(),
-                problem: format!(
-                    "the database is damaged ({integrity}); restore it from a backup or move it aside"
-                ),
-            });
-        }
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Unusable {
-                path: self.path.clone(),
-                problem: format!(
-                    "written by a newer calsync (schema {version}, this build knows {SCHEMA_VERSION}); upgrade calsync"
-                ),
-            });
-        }
-        if version == 0 {
-            let tables: i64 = self
-                .conn
-                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-                .map_err(|e| unusable(&self.path, &e))?;
-            if tables > 0 {
-                return Err(StoreError::Unusable {
-                    path: self.path.clone(),
-                    problem: "a SQLite database, but not a calsync state file".into(),
-                });
-            }
-        }
+    /// What the open database is (reads only).
+    fn identify(&self) -> Result<Identity, StoreError> {
+        identify(&self.conn, &self.path)
+    }
+
+    /// Brings a database of a known identity to this build's schema, with calsync's
+    /// application id.
+    fn migrate(&self, identity: Identity) -> Result<(), StoreError> {
+        let version = match identity {
+            Identity::Empty => 0,
+            Identity::Ours(v) | Identity::Legacy(v) => v,
+        };
         self.conn
             .execute_batch(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
             )
             .map_err(|e| self.sql(e))?;
+        if matches!(identity, Identity::Legacy(_)) {
+            self.conn
+                .pragma_update(None, "application_id", APPLICATION_ID)
+                .map_err(|e| self.sql(e))?;
+            log::info!(event = "state.marked", path = self.path.display().to_string().as_str(), schema = version;
+                       "state file of an earlier calsync: marked with calsync's application id");
+        }
         for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let target = i as i64 + 1;
             let tx = self.conn.unchecked_transaction().map_err(|e| self.sql(e))?;
             tx.execute_batch(migration).map_err(|e| self.sql(e))?;
             tx.pragma_update(None, "user_version", target)
+                .map_err(|e| self.sql(e))?;
+            // Set with the first schema, in its transaction: a state file never exists
+            // without its identity.
+            tx.pragma_update(None, "application_id", APPLICATION_ID)
                 .map_err(|e| self.sql(e))?;
             tx.commit().map_err(|e| self.sql(e))?;
         }
@@ -514,6 +534,205 @@ impl Store {
     }
 }
 
+/// Refuses a path that cannot hold a state file, naming what is wrong: the path is a folder,
+/// or its folder does not exist (calsync never creates it) or is not a folder.
+fn check_location(path: &Path) -> Result<(), StoreError> {
+    let refuse = |problem: String| {
+        Err(StoreError::Unusable {
+            path: path.to_path_buf(),
+            problem,
+        })
+    };
+    if path.is_dir() {
+        return refuse(format!(
+            "is a folder, not a file: name the state file in it, e.g. {}",
+            path.join("calsync.db").display()
+        ));
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => refuse(format!("{} is not a folder", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => refuse(format!(
+            "the folder {} does not exist; calsync creates the state file but never its \
+             folder (systemd's StateDirectory= makes the default one): create it, or choose \
+             another path",
+            dir.display()
+        )),
+        Err(e) => refuse(format!("the folder {} cannot be read: {e}", dir.display())),
+    }
+}
+
+/// A state path calsync may not create or write: a configuration problem (78) when it is a
+/// matter of permissions, else an I/O failure.
+fn refused(path: &Path, what: &str, e: &std::io::Error) -> StoreError {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+            StoreError::Unusable {
+                path: path.to_path_buf(),
+                problem: format!(
+                    "{what}: {e}; give the user calsync runs as write access to it and its \
+                     folder, or choose another path"
+                ),
+            }
+        }
+        _ => StoreError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(e.kind(), format!("{what}: {e}")),
+        },
+    }
+}
+
+/// The SQLite header's application id (offset 68) and user version (offset 60).
+const HEADER_LEN: usize = 100;
+
+/// Identifies the file at `path` without writing to it. The header decides when it can: a
+/// file that is not SQLite, or carries another program's application id, is refused without
+/// SQLite ever opening it. A file without an application id is opened read-only to look at
+/// its schema (the header may lag behind a write-ahead log, which SQLite reads).
+fn identify_file(path: &Path) -> Result<Identity, StoreError> {
+    use std::io::Read;
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    File::open(path)
+        .and_then(|f| f.take(HEADER_LEN as u64).read_to_end(&mut header))
+        .map_err(|e| refused(path, "cannot be read", &e))?;
+    if header.is_empty() {
+        return Ok(Identity::Empty);
+    }
+    if header.len() < HEADER_LEN || !header.starts_with(b"SQLite format 3\0") {
+        return Err(StoreError::Unusable {
+            path: path.to_path_buf(),
+            problem:
+                "not a SQLite database (corrupt, or another file); move it aside to start afresh"
+                    .into(),
+        });
+    }
+    let application_id = i32::from_be_bytes(header[68..72].try_into().expect("4 bytes"));
+    if application_id != 0 && application_id != APPLICATION_ID {
+        return Err(foreign(path, application_id));
+    }
+    let uri = format!("file:{}?mode=ro", uri_path(path));
+    let conn = Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| unusable(path, &e))?;
+    identify(&conn, path)
+}
+
+fn foreign(path: &Path, application_id: i32) -> StoreError {
+    StoreError::Unusable {
+        path: path.to_path_buf(),
+        problem: format!(
+            "not a calsync state file: a SQLite database of another program (application_id \
+             {application_id:#010x}); it is left as it is: point --state or `state` at \
+             calsync's own file"
+        ),
+    }
+}
+
+/// What the database behind `conn` is, by its application id, user version and schema.
+fn identify(conn: &Connection, path: &Path) -> Result<Identity, StoreError> {
+    let read = |pragma: &str| -> Result<i64, StoreError> {
+        conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
+            .map_err(|e| unusable(path, &e))
+    };
+    let application_id = read("application_id")? as i32;
+    let version = read("user_version")?;
+    let integrity: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| unusable(path, &e))?;
+    if integrity != "ok" {
+        return Err(StoreError::Unusable {
+            path: path.to_path_buf(),
+            problem: format!(
+                "the database is damaged ({integrity}); restore it from a backup or move it aside"
+            ),
+        });
+    }
+    if application_id != 0 && application_id != APPLICATION_ID {
+        return Err(foreign(path, application_id));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Unusable {
+            path: path.to_path_buf(),
+            problem: format!(
+                "written by a newer calsync (schema {version}, this build knows {SCHEMA_VERSION}); upgrade calsync"
+            ),
+        });
+    }
+    if application_id == APPLICATION_ID {
+        return Ok(Identity::Ours(version));
+    }
+    let signature = schema_signature(conn).map_err(|e| unusable(path, &e))?;
+    if signature.is_empty() && version == 0 {
+        return Ok(Identity::Empty);
+    }
+    if version >= 1 && signature == expected_signature(version) {
+        return Ok(Identity::Legacy(version));
+    }
+    Err(StoreError::Unusable {
+        path: path.to_path_buf(),
+        problem: format!(
+            "a SQLite database, but not a calsync state file (no calsync application id, and \
+             its tables are not calsync's; user_version {version}); it is left as it is: point \
+             --state or `state` at calsync's own file"
+        ),
+    })
+}
+
+/// The schema as a comparable list: every table with its columns (name, type, not null,
+/// primary key) and every index with its table and columns; SQLite's own objects left out.
+fn schema_signature(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut objects = conn.prepare(
+        "SELECT type, name, tbl_name FROM sqlite_master \
+         WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name",
+    )?;
+    let rows: Vec<(String, String, String)> = objects
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (kind, name, table) in rows {
+        let columns: Vec<String> = if kind == "table" {
+            conn.prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1)")?
+                .query_map([&name], |r| {
+                    Ok(format!(
+                        "{} {} {} {}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?
+                    ))
+                })?
+                .collect::<rusqlite::Result<_>>()?
+        } else if kind == "index" {
+            conn.prepare("SELECT name FROM pragma_index_info(?1)")?
+                .query_map([&name], |r| r.get::<_, Option<String>>(0))?
+                .map(|c| c.map(Option::unwrap_or_default))
+                .collect::<rusqlite::Result<_>>()?
+        } else {
+            Vec::new()
+        };
+        out.push(format!("{kind} {name} on {table}: {}", columns.join(", ")));
+    }
+    Ok(out)
+}
+
+/// The schema calsync's migrations make at `version` (built in memory, once per call).
+fn expected_signature(version: i64) -> Vec<String> {
+    let conn = Connection::open_in_memory().expect("an in-memory database");
+    for migration in MIGRATIONS.iter().take(version.max(0) as usize) {
+        conn.execute_batch(migration)
+            .expect("calsync's own migrations apply");
+    }
+    schema_signature(&conn).expect("reading an in-memory schema")
+}
+
 /// A path as the path part of an SQLite `file:` URI (RFC 3986 percent-encoding of what
 /// would end or change the path: `%`, `?`, `#`, and bytes outside printable ASCII).
 fn uri_path(path: &Path) -> String {
@@ -591,8 +810,13 @@ mod tests {
     #[test]
     fn a_new_state_file_is_private_and_current() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/calsync.db");
+        let path = dir.path().join("calsync.db");
         let store = Store::open(&path).unwrap();
+        let id: i32 = store
+            .conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, APPLICATION_ID);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let v: i64 = store
@@ -642,6 +866,28 @@ mod tests {
                 .to_string()
                 .contains("not a calsync")
         );
+    }
+
+    #[test]
+    fn a_missing_folder_is_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/calsync.db");
+        let err = Store::open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::Unusable { .. }), "{err}");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(Store::lock(&path).is_err());
+        assert!(!dir.path().join("sub").exists());
+    }
+
+    #[test]
+    fn the_expected_schema_is_what_the_migrations_make() {
+        let s = Store::in_memory().unwrap();
+        assert_eq!(
+            schema_signature(&s.conn).unwrap(),
+            expected_signature(SCHEMA_VERSION)
+        );
+        assert_ne!(expected_signature(1), expected_signature(2));
+        assert!(expected_signature(0).is_empty());
     }
 
     #[test]

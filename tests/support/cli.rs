@@ -162,6 +162,41 @@ impl Cli {
             .expect("starting calsync")
     }
 
+    /// Runs `calsync <args…>` as a user without privileges (`nobody`, through setpriv) when
+    /// the tests run as root, so that file permissions are enforced; as the current user
+    /// otherwise. The temp folder is opened to others for it.
+    pub fn run_unprivileged(&self, args: &[&str]) -> Run {
+        use std::os::unix::fs::PermissionsExt;
+        let config = self.path("calsync.toml");
+        let mut all = vec!["--config", config.to_str().expect("UTF-8 temp path")];
+        all.extend_from_slice(args);
+        let root = nix_uid() == 0;
+        let mut cmd = self.command(&all);
+        if root {
+            std::fs::set_permissions(self.dir(), std::fs::Permissions::from_mode(0o755))
+                .expect("opening the temp folder");
+            let mut wrapped = Command::new("setpriv");
+            wrapped
+                .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+                .arg(cmd.get_program())
+                .args(cmd.get_args())
+                .current_dir(self.dir());
+            for (k, v) in cmd.get_envs() {
+                match v {
+                    Some(v) => wrapped.env(k, v),
+                    None => wrapped.env_remove(k),
+                };
+            }
+            cmd = wrapped;
+        }
+        let out = cmd.output().expect("running calsync");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Runs `calsync <args…>` as given.
     pub fn run_raw(&self, args: &[&str]) -> Run {
         let out = self.command(args).output().expect("running calsync");
@@ -173,6 +208,9 @@ impl Cli {
     }
 
     fn command(&self, args: &[&str]) -> Command {
+        // Tests keep their state in `state/`, a folder that exists as systemd's
+        // StateDirectory= would make it: calsync creates the state file, never its folder.
+        let _ = std::fs::create_dir_all(self.dir.path().join("state"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_calsync"));
         cmd.args(args).current_dir(self.dir.path());
         for var in [
@@ -242,6 +280,15 @@ pub fn finish(mut child: std::process::Child) -> Run {
         stdout: out.join().expect("stdout reader"),
         stderr: err.join().expect("stderr reader"),
     }
+}
+
+/// The real user id of the test process (`id -u`).
+pub fn nix_uid() -> u32 {
+    let out = Command::new("id").arg("-u").output().expect("running id");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a numeric uid")
 }
 
 /// Sends a signal to a process (`kill -s NAME PID`).

@@ -349,22 +349,23 @@ impl Target for CaldavTarget {
             let Some(data) = r.props.calendar_data else {
                 continue;
             };
-            // A resource calsync cannot read is not one it wrote.
-            let Ok(items) = crate::ical::parse_published(data.as_bytes()) else {
-                continue;
-            };
-            for item in items {
-                let Some(tag) = item.tag else { continue };
-                owned.push(OwnedEvent {
-                    target_id: xml::href_path(&r.href),
-                    tag,
+            let target_id = xml::href_path(&r.href);
+            // A resource calsync cannot read is not one it wrote. One that holds an event
+            // twice lists it twice, for validate's duplicate check.
+            let Ok(items) = super::super::owned_copies(data.as_bytes(), |item| {
+                Some(OwnedEvent {
+                    target_id: target_id.clone(),
+                    tag: item.tag?,
                     etag: r.props.etag.clone(),
                     markings: item.classes.into_iter().map(Marking::Class).collect(),
                     foreign: item.foreign,
                     dtstamp: item.dtstamp,
                     event: item.event,
-                });
-            }
+                })
+            }) else {
+                continue;
+            };
+            owned.extend(items);
         }
         Ok(owned)
     }
