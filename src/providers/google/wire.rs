@@ -628,7 +628,10 @@ mod tests {
             json!("SUMMARY:x"),
             json!(3),
         ] {
-            assert!(recurrence_of(&start, std::slice::from_ref(&bad)).is_err(), "{bad}");
+            assert!(
+                recurrence_of(&start, std::slice::from_ref(&bad)).is_err(),
+                "{bad}"
+            );
         }
     }
 
