@@ -835,3 +835,148 @@ fn google_to_caldav_publishes_exactly_the_public_events() {
     assert_google_events(&events, &all, &[]);
     assert_nothing_private(&[&all]);
 }
+
+#[test]
+fn changes_outside_the_window_and_deletions_reach_the_target() {
+    let g = G::start();
+    let open = g.fake.seed_event(
+        CALENDAR_ID,
+        event("Open day", 20, json!({"visibility": "public"})),
+    );
+    let council = g.fake.seed_event(
+        CALENDAR_ID,
+        event("Parish council", 10, json!({"visibility": "public"})),
+    );
+    g.google_to_ics("");
+    g.sync_ok();
+    // Moved far beyond future_days (365), and deleted: both leave the target.
+    g.fake.seed_patch(
+        CALENDAR_ID,
+        open["id"].as_str().unwrap(),
+        json!({"start": berlin(500, 10, 0), "end": berlin(500, 11, 0)}),
+    );
+    g.fake
+        .seed_delete(CALENDAR_ID, council["id"].as_str().unwrap());
+    g.fake.clear_calls();
+    let run = g.sync_ok();
+    assert_eq!(run.event("pair.finished").str("read"), Some("delta"));
+    assert_eq!(g.counts(), [(Kind::List, 1)]);
+    assert!(g.published().masters().is_empty());
+}
+
+#[test]
+fn delegation_and_a_token_url_override_sign_for_the_url_used() {
+    let g = G::start();
+    g.fake.allow_subject("office@parish.example");
+    // The key file names Google's real endpoint; token_url points at the fake, and the
+    // assertion's audience must follow it.
+    let mut key: Value = serde_json::from_str(&g.cli.read("sa.json")).unwrap();
+    key["token_uri"] = json!("https://oauth2.googleapis.com/token");
+    g.cli.write("sa.json", key.to_string());
+    g.cli
+        .write("feed.ics", feed(&[timed("a@intranet", "Open day", 3, "")]));
+    g.ics_to_google(&format!(
+        "subject = \"office@parish.example\"\ntoken_url = \"{}\"",
+        g.fake.token_url()
+    ));
+    let run = g.sync_ok();
+    assert_eq!(g.live_masters().len(), 1);
+    let token = g
+        .fake
+        .calls()
+        .into_iter()
+        .find(|c| c.kind == Kind::Token)
+        .unwrap();
+    let assertion = token.param("assertion").unwrap().to_string();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            assertion.split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["aud"], g.fake.token_url());
+    assert_eq!(claims["sub"], "office@parish.example");
+    assert_eq!(claims["scope"], "https://www.googleapis.com/auth/calendar");
+    assert!(!run.all_output().contains("office@parish.example"));
+}
+
+#[test]
+fn health_and_validate_read_a_google_source() {
+    let g = G::start();
+    seed_google_source(&g.fake);
+    g.google_to_ics("");
+    g.sync_ok();
+    let health = g.cli.run(&["health", "--format", "json"]);
+    assert_eq!(
+        health.code,
+        calsync::exit::health::PASS,
+        "{}",
+        health.stdout
+    );
+    let validate = g.cli.run(&["validate", "--format", "json"]);
+    assert_eq!(validate.code, calsync::exit::OK, "{}", validate.stdout);
+}
+
+#[test]
+fn a_changed_series_keeps_its_instances_right_in_the_target() {
+    let g = G::start();
+    let series = |overrides: &str| {
+        let start = ymd(7);
+        feed(&[format!(
+            "UID:choir@intranet\nDTSTAMP:20260101T000000Z\nDTSTART;TZID=Europe/Berlin:{start}T180000\n\
+             DTEND;TZID=Europe/Berlin:{start}T193000\nRRULE:FREQ=WEEKLY;COUNT=6\nSUMMARY:Choir rehearsal\n{overrides}"
+        )])
+    };
+    let moved = format!(
+        "END:VEVENT\nBEGIN:VEVENT\nUID:choir@intranet\nDTSTAMP:20260101T000000Z\nRECURRENCE-ID;TZID=Europe/Berlin:{d}T180000\n\
+         DTSTART;TZID=Europe/Berlin:{d}T190000\nDTEND;TZID=Europe/Berlin:{d}T203000\nSUMMARY:Choir rehearsal (moved)",
+        d = ymd(21)
+    );
+    let private = format!(
+        "END:VEVENT\nBEGIN:VEVENT\nUID:choir@intranet\nDTSTAMP:20260101T000000Z\nRECURRENCE-ID;TZID=Europe/Berlin:{d}T180000\n\
+         DTSTART;TZID=Europe/Berlin:{d}T180000\nDTEND;TZID=Europe/Berlin:{d}T193000\nSUMMARY:Private\nCLASS:PRIVATE",
+        d = ymd(28)
+    );
+    g.cli.write("feed.ics", series(&moved));
+    g.ics_to_google("");
+    g.sync_ok();
+    let shown = |g: &G| -> Vec<String> {
+        let master = &g.live_masters()[0];
+        g.fake
+            .instances(CALENDAR_ID, master["id"].as_str().unwrap())
+            .iter()
+            .filter(|i| i["status"] != "cancelled")
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    &i["start"]["dateTime"].as_str().unwrap()[..16],
+                    i["summary"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert!(shown(&g).contains(&format!(
+        "{}T19:00 Choir rehearsal (moved)",
+        day(21).format("%Y-%m-%d")
+    )));
+    // The move is undone and another instance turns private.
+    g.cli.write("feed.ics", series(&private));
+    let run = g.sync_ok();
+    assert_eq!(run.event("pair.finished").num("updated"), 1);
+    let now_shown = shown(&g);
+    assert_eq!(now_shown.len(), 5, "{now_shown:?}");
+    assert!(now_shown.contains(&format!(
+        "{}T18:00 Choir rehearsal",
+        day(21).format("%Y-%m-%d")
+    )));
+    assert!(
+        !now_shown
+            .iter()
+            .any(|s| s.starts_with(&day(28).format("%Y-%m-%d").to_string())),
+        "{now_shown:?}"
+    );
+    let validate = g.cli.run(&["validate"]);
+    assert_eq!(validate.code, calsync::exit::OK, "{}", validate.stdout);
+}

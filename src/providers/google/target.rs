@@ -396,7 +396,7 @@ impl Writer {
                 // Changed (or hidden) by an earlier write, no longer overridden: back to
                 // the series' own details at its own time.
                 (_, false) => {
-                    let details = at_instance(&event.details, start, rid);
+                    let details = wire::at_instance(&event.details, start, rid);
                     self.put_instance(ex, &details, tag)?;
                     wrote = true;
                 }
@@ -558,27 +558,6 @@ fn holds_details(found: &Value, details: &PublicDetails) -> bool {
             && r.markings.iter().all(policy::is_marked_public)
             && have == wire::with_ends(&want)
     })
-}
-
-/// The series' own details moved to the instance that originally starts at `rid`.
-fn at_instance(details: &PublicDetails, start: &Moment, rid: &Moment) -> PublicDetails {
-    let mut d = details.clone();
-    let end = d.end.clone();
-    d.start = crate::recurrence::in_series_form(rid, start);
-    d.end = end.map(|end| match (&end, start, &d.start) {
-        (Moment::Date(e), Moment::Date(s), Moment::Date(n)) => Moment::Date(*n + (*e - *s)),
-        _ => shift(&end, d.start.naive() - start.naive()),
-    });
-    d
-}
-
-fn shift(m: &Moment, by: chrono::TimeDelta) -> Moment {
-    match m {
-        Moment::Date(d) => Moment::Date(*d + chrono::TimeDelta::days(by.num_days())),
-        Moment::Utc(t) => Moment::Utc(*t + by),
-        Moment::Zoned(t, tz) => Moment::Zoned(*t + by, *tz),
-        Moment::Floating(t) => Moment::Floating(*t + by),
-    }
 }
 
 /// A conflict, named by the event's id so the operator can find it in the target.

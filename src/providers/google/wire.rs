@@ -506,9 +506,16 @@ pub fn read_back(master: &Value, exceptions: &[&Value]) -> Result<ReadBack, Stri
         }
         markings.push(marking_of(ex));
         foreign_of(ex, &mut foreign);
+        let own = public_details_of(ex)?;
+        // An instance written back to the series' own details (an override undone) is no
+        // override: Google keeps it as an exception all the same.
+        let plain = at_instance(&details, &details.start, &recurrence_id);
+        if with_end(&own) == with_end(&plain) {
+            continue;
+        }
         overrides.push(PublicOverride {
             recurrence_id,
-            details: public_details_of(ex)?,
+            details: own,
         });
     }
     exdates.sort();
@@ -537,6 +544,12 @@ pub fn read_back(master: &Value, exceptions: &[&Value]) -> Result<ReadBack, Stri
     })
 }
 
+fn with_end(d: &PublicDetails) -> PublicDetails {
+    let mut d = d.clone();
+    d.end = Some(end_of(&d));
+    d
+}
+
 /// `e` with every end written out (Google always holds one), for comparing what is wanted
 /// with what was read back.
 pub fn with_ends(e: &PublicEvent) -> PublicEvent {
@@ -546,6 +559,27 @@ pub fn with_ends(e: &PublicEvent) -> PublicEvent {
         o.details.end = Some(end_of(&o.details));
     }
     e
+}
+
+/// The series' own details moved to the instance that originally starts at `rid`.
+pub fn at_instance(details: &PublicDetails, start: &Moment, rid: &Moment) -> PublicDetails {
+    let mut d = details.clone();
+    let end = d.end.clone();
+    d.start = crate::recurrence::in_series_form(rid, start);
+    d.end = end.map(|end| match (&end, start, &d.start) {
+        (Moment::Date(e), Moment::Date(s), Moment::Date(n)) => Moment::Date(*n + (*e - *s)),
+        _ => shift(&end, d.start.naive() - start.naive()),
+    });
+    d
+}
+
+fn shift(m: &Moment, by: chrono::TimeDelta) -> Moment {
+    match m {
+        Moment::Date(d) => Moment::Date(*d + chrono::TimeDelta::days(by.num_days())),
+        Moment::Utc(t) => Moment::Utc(*t + by),
+        Moment::Zoned(t, tz) => Moment::Zoned(*t + by, *tz),
+        Moment::Floating(t) => Moment::Floating(*t + by),
+    }
 }
 
 #[cfg(test)]
