@@ -438,9 +438,17 @@ fn google(k: &mut Keys<'_>) -> Result<Endpoint, ConfigError> {
             ));
         }
     };
+    let given_as = if k.table.contains_key("service_account_env") {
+        "service_account_env"
+    } else {
+        "service_account_file"
+    };
     let service_account = k
         .secret("service_account", true)?
         .expect("a required secret");
+    // A key that cannot sign is a configuration error, found before any pair runs.
+    crate::providers::google::ServiceAccount::parse(service_account.expose())
+        .map_err(|e| k.err(given_as, e))?;
     Ok(Endpoint::Google(GoogleSettings {
         service_account,
         subject: k.string("subject")?,
@@ -544,7 +552,7 @@ mod tests {
            client_key_file = "s"
            user = "u@example.org""#,
         r#"kind = "google"
-           service_account_file = "s"
+           service_account_file = "sa.json"
            subject = "office@example.org"
            calendar_id = "c"
            token_url = "https://oauth.example.org/token"
@@ -552,7 +560,7 @@ mod tests {
            default_visibility = "public"
            concurrency = 2"#,
         r#"kind = "google"
-           service_account_env = "V"
+           service_account_env = "SA"
            calendar_id = "c""#,
         r#"kind = "caldav"
            url = "https://dav.example.org/"
@@ -581,12 +589,67 @@ mod tests {
            url_env = "U""#,
     ];
 
+    fn service_account_json() -> String {
+        serde_json::json!({
+            "type": "service_account",
+            "client_email": "sync@project.iam.gserviceaccount.com",
+            "private_key": include_str!("../../tests/fixtures/google-sa-key.pem"),
+            "token_uri": "https://oauth2.googleapis.com/token",
+        })
+        .to_string()
+    }
+
+    /// A key file that is not a usable service-account key is a configuration error naming
+    /// the key it was given by, never echoing the file.
+    #[test]
+    fn an_unusable_service_account_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bad.json"), r#"{"type":"service_account","client_email":"a@b.c","private_key":"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}"#).unwrap();
+        std::fs::write(dir.path().join("notjson"), "private_key = secret").unwrap();
+        let cfg = dir.path().join("c.toml");
+        let env = Environment {
+            vars: vec![("SA".into(), "{}".into())],
+            ..Default::default()
+        };
+        let ctx = Ctx {
+            path: &cfg,
+            base: dir.path(),
+            env: &env,
+        };
+        for (side, key, want) in [
+            (
+                "service_account_file = \"bad.json\"",
+                "service_account_file",
+                "RSA",
+            ),
+            (
+                "service_account_file = \"notjson\"",
+                "service_account_file",
+                "not JSON",
+            ),
+            (
+                "service_account_env = \"SA\"",
+                "service_account_env",
+                "client_email",
+            ),
+        ] {
+            let table: toml::Table =
+                toml::from_str(&format!("kind = \"google\"\ncalendar_id = \"c\"\n{side}")).unwrap();
+            let e = parse(&ctx, "side", table, Side::Target, 4).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains(&format!("side.{key}")), "{text}");
+            assert!(text.contains(want), "{text}");
+            assert!(!text.contains("AAAA") && !text.contains("secret"), "{text}");
+        }
+    }
+
     /// Every key a kind lists is read by its parser: otherwise it would be accepted and
     /// silently ignored, the very thing the table exists to prevent.
     #[test]
     fn every_listed_key_is_read_by_its_kind() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("s"), "secret").unwrap();
+        std::fs::write(dir.path().join("sa.json"), service_account_json()).unwrap();
         std::fs::write(
             dir.path().join("u"),
             "https://feeds.example.org/private/k3y.ics\n",
@@ -596,6 +659,7 @@ mod tests {
         let env = Environment {
             vars: vec![
                 ("V".into(), "value".into()),
+                ("SA".into(), service_account_json()),
                 (
                     "U".into(),
                     "https://feeds.example.org/private/k3y.ics".into(),

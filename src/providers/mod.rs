@@ -26,6 +26,7 @@
 
 pub mod caldav;
 pub mod dry_run;
+pub mod google;
 pub mod ics;
 pub mod pool;
 
@@ -360,6 +361,7 @@ pub fn build_source<'a>(ctx: &Context<'a>) -> Result<Box<dyn Source + 'a>, Provi
             &ctx.pair.name,
         ))),
         Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavSource::new(s, ctx)?)),
+        Endpoint::Google(s) => Ok(Box::new(google::GoogleSource::new(s, ctx)?)),
         other => Err(not_built(ctx, other, "source")),
     }
 }
@@ -373,6 +375,7 @@ pub fn build_target<'a>(ctx: &Context<'a>) -> Result<Box<dyn Target + 'a>, Provi
     match &ctx.pair.target {
         Endpoint::Ics(s) => Ok(Box::new(ics::IcsTarget::new(s.clone(), &ctx.pair.name)?)),
         Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavTarget::new(s, ctx)?)),
+        Endpoint::Google(s) => Ok(Box::new(google::GoogleTarget::new(s, ctx)?)),
         other => Err(not_built(ctx, other, "target")),
     }
 }
