@@ -615,6 +615,7 @@ mod tests {
             path: &cfg,
             base: dir.path(),
             env: &env,
+            secret_files: Default::default(),
         };
         for (side, key, want) in [
             (
