@@ -302,14 +302,24 @@ impl Engine<'_> {
         };
         let read_kind = end.kind;
 
-        if read_kind == ReadKind::Full && self.store.mapped_count(&pair.name)? == 0 {
-            self.adopt(pair, target.as_mut(), None)?;
+        let adopted = if read_kind == ReadKind::Full && self.store.mapped_count(&pair.name)? == 0 {
+            self.adopt(pair, target.as_mut(), None)?
         } else {
-            self.sweep_uncertain(pair, target.as_mut(), &uncertain)?;
-        }
+            self.sweep_uncertain(pair, target.as_mut(), &uncertain)?
+        };
         let mapped = self.store.mapped_count(&pair.name)?;
-        let rows = self.store.plan_rows(&pair.name)?;
-        let mut plan = plan::plan(&rows, read_kind, window.from.timestamp());
+        // A source that said "nothing changed" (and no write of an earlier run left in doubt)
+        // plans nothing: every mapped item stays. This keeps a no-op run from reading the
+        // whole mapping.
+        let mut plan = if read_kind == ReadKind::Unchanged && !adopted {
+            plan::Plan {
+                unchanged: mapped,
+                ..Default::default()
+            }
+        } else {
+            let rows = self.store.plan_rows(&pair.name)?;
+            plan::plan(&rows, read_kind, window.from.timestamp())
+        };
         counts.unchanged = plan.unchanged;
         counts.kept_past = plan.kept_past;
         let source_empty =
@@ -352,6 +362,7 @@ impl Engine<'_> {
         let published = StoredPublished {
             store: self.store,
             pair: &pair.name,
+            changed: adopted || counts.created + counts.updated + counts.deleted > 0,
         };
         target.finish(&published)?;
 
@@ -384,7 +395,7 @@ impl Engine<'_> {
         pair: &Pair,
         target: &mut dyn Target,
         uncertain: &BTreeSet<String>,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<bool, ProviderError> {
         let mut lost = BTreeSet::new();
         for item in uncertain {
             let staged = self.store.staged_item(&pair.name, item)?.is_some();
@@ -394,7 +405,7 @@ impl Engine<'_> {
             }
         }
         if lost.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         self.adopt(pair, target, Some(&lost))
     }
@@ -404,13 +415,13 @@ impl Engine<'_> {
     /// owned event whose tag matches an item read now is adopted (kept when its content is
     /// what would be published, else updated); one that matches nothing is an orphan, mapped
     /// so the plan deletes it (the deletion guard still applies). With `only`, just the
-    /// events carrying one of those tags are looked at.
+    /// events carrying one of those tags are looked at. Returns whether anything was mapped.
     fn adopt(
         &self,
         pair: &Pair,
         target: &mut dyn Target,
         only: Option<&BTreeSet<String>>,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<bool, ProviderError> {
         let owned: Vec<_> = target
             .list_owned()?
             .into_iter()
@@ -418,7 +429,7 @@ impl Engine<'_> {
             .filter(|o| only.is_none_or(|tags| tags.contains(&o.tag)))
             .collect();
         if owned.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let staged: std::collections::HashMap<String, StagedItem> = self
             .store
@@ -479,7 +490,7 @@ impl Engine<'_> {
         })?;
         log::warn!(event = "state.rebuilt", pair = pair.name.as_str(), adopted = adopted, orphans = orphans;
                    "no mapping in the state file: rebuilt it from the tags in the target");
-        Ok(())
+        Ok(true)
     }
 
     /// Runs the policy on one page and stages its decisions, in one transaction.
@@ -841,9 +852,15 @@ fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
 pub struct StoredPublished<'a> {
     pub store: &'a Store,
     pub pair: &'a str,
+    /// The run changed the mapping (wrote, deleted or adopted something).
+    pub changed: bool,
 }
 
 impl PublishedSet for StoredPublished<'_> {
+    fn changed(&self) -> bool {
+        self.changed
+    }
+
     fn zones(&self) -> Result<std::collections::BTreeSet<String>, ProviderError> {
         Ok(self.store.mapped_zones(self.pair)?)
     }

@@ -9,7 +9,7 @@ mod support;
 use calsync::exit;
 use serde_json::Value;
 use support::cli::{Cli, Run};
-use support::ics::{feed, timed};
+use support::ics::{self, feed, timed};
 
 fn config(target: &str) -> String {
     format!(
@@ -243,4 +243,33 @@ fn validate_passes_a_target_whose_source_text_holds_control_characters() {
         .filter(|(_, status, _)| status == "fail")
         .collect();
     assert_eq!(run.code, exit::OK, "{failed:?}");
+}
+
+/// A run that changes nothing published leaves a file that is still as calsync wrote it
+/// alone without rendering it again; a file that changed on disk (here: removed) is written.
+#[test]
+fn an_unchanged_calendar_is_not_rendered_again_until_its_file_changes() {
+    let mut cli = Cli::new();
+    cli.env("RUST_LOG", "debug");
+    cli.write(
+        "feed.ics",
+        feed(&[timed("a@x", "Alpha", 3, ""), timed("b@x", "Beta", 4, "")]),
+    );
+    cli.write(
+        "calsync.toml",
+        "state = \"state/calsync.db\"\n[[pair]]\nname = \"parish\"\n[pair.source]\nkind = \"ics\"\n\
+         path = \"feed.ics\"\n[pair.target]\nkind = \"ics\"\npath = \"public.ics\"\n",
+    );
+    let first = cli.run(&["sync"]);
+    assert_eq!(first.code, exit::OK, "{}", first.stdout);
+    assert!(first.has_event("target.written"));
+    let again = cli.run(&["sync", "--full"]);
+    assert_eq!(again.code, exit::OK);
+    assert!(again.has_event("target.unchanged"), "{}", again.stdout);
+    std::fs::remove_file(cli.path("public.ics")).unwrap();
+    let rewrite = cli.run(&["sync"]);
+    assert_eq!(rewrite.code, exit::OK);
+    assert!(!rewrite.has_event("target.unchanged"));
+    assert!(rewrite.has_event("target.written"), "{}", rewrite.stdout);
+    assert_eq!(ics::parse(&cli.read("public.ics")).events().len(), 2);
 }

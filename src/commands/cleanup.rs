@@ -307,6 +307,7 @@ fn remove_expired(
             let published = StoredPublished {
                 store,
                 pair: &pair.name,
+                changed: true,
             };
             target.finish(&published)?;
         }

@@ -183,25 +183,105 @@ impl Source for IcsSource {
 }
 
 /// An .ics file calsync writes whole.
-pub struct IcsTarget {
+pub struct IcsTarget<'a> {
     path: PathBuf,
     name: Option<String>,
     pair: String,
+    /// Where the record of the last file written lives (see [`Written`]).
+    store: &'a crate::store::Store,
 }
 
-impl IcsTarget {
+/// What calsync remembers of the file it last wrote: enough to tell, without reading 90 MB,
+/// that the file is still exactly that one (same inode, size and modification time) and that
+/// rendering again would give the same bytes (same content generation of the published set
+/// and the same renderer). Kept in the state file's cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Written {
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    digest: String,
+    /// calsync's version and the calendar name: what else shapes the bytes.
+    renderer: String,
+}
+
+impl<'a> IcsTarget<'a> {
     /// # Errors
     /// A target that is not a file path.
-    pub fn new(settings: IcsSettings, pair: &str) -> Result<Self, ProviderError> {
+    pub fn new(settings: IcsSettings, ctx: &super::Context<'a>) -> Result<Self, ProviderError> {
+        let pair = &ctx.pair.name;
         match settings.location {
             IcsLocation::Path(path) => Ok(IcsTarget {
                 path,
                 name: settings.name.or_else(|| Some(pair.to_string())),
                 pair: pair.to_string(),
+                store: ctx.store,
             }),
             IcsLocation::Url(_) => Err(ProviderError::Config(format!(
                 "pair '{pair}': an ics target must be a path"
             ))),
+        }
+    }
+
+    fn record_key(&self) -> String {
+        format!(
+            "ics.written.{}",
+            sha256_hex(
+                format!(
+                    "{}\0{}",
+                    self.pair,
+                    crate::fsutil::real_path(&self.path).display()
+                )
+                .as_bytes()
+            )
+        )
+    }
+
+    fn renderer(&self) -> String {
+        format!(
+            "{}\0{}",
+            env!("CARGO_PKG_VERSION"),
+            self.name.as_deref().unwrap_or("")
+        )
+    }
+
+    /// The file as it is on disk now (`None` when there is none).
+    fn on_disk(&self) -> Option<(u64, u64, i128)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&self.path).ok()?;
+        Some((
+            m.ino(),
+            m.len(),
+            i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        ))
+    }
+
+    /// The record of the file calsync last wrote, when the file on disk is still that file.
+    fn still_written(&self) -> Option<Written> {
+        let record: Written = self
+            .store
+            .cached(&self.record_key(), i64::MIN)
+            .ok()
+            .flatten()
+            .and_then(|json| serde_json::from_str(&json).ok())?;
+        let (ino, len, mtime_ns) = self.on_disk()?;
+        (record.ino == ino && record.len == len && record.mtime_ns == mtime_ns).then_some(record)
+    }
+
+    fn remember(&self, digest: &str) {
+        let Some((ino, len, mtime_ns)) = self.on_disk() else {
+            return;
+        };
+        let record = Written {
+            ino,
+            len,
+            mtime_ns,
+            digest: digest.to_string(),
+            renderer: self.renderer(),
+        };
+        let json = serde_json::to_string(&record).expect("a record serialises");
+        if let Err(e) = self.store.cache(&self.record_key(), &json, i64::MAX) {
+            log::warn!(event = "state.error", pair = self.pair.as_str(); "{e}");
         }
     }
 
@@ -297,7 +377,7 @@ impl IcsTarget {
     }
 }
 
-impl Target for IcsTarget {
+impl Target for IcsTarget<'_> {
     fn prepare(&mut self) -> Result<(), ProviderError> {
         let dir = self
             .path
@@ -306,6 +386,10 @@ impl Target for IcsTarget {
             .unwrap_or(Path::new("."));
         if !dir.is_dir() {
             return Err(self.failed(format!("the folder {} does not exist", dir.display())));
+        }
+        if self.still_written().is_some() {
+            // Exactly the file calsync wrote last: ours, without reading it.
+            return Ok(());
         }
         self.check_ours()
     }
@@ -341,6 +425,18 @@ impl Target for IcsTarget {
     }
 
     fn finish(&mut self, published: &dyn PublishedSet) -> Result<(), ProviderError> {
+        if !published.changed()
+            && self
+                .still_written()
+                .is_some_and(|r| r.renderer == self.renderer())
+        {
+            // Nothing changed in what is published, and the file is the one calsync wrote
+            // from it: rendering would give the same bytes. (A no-op run at 100,000 events
+            // would otherwise render and hash 90 MB.)
+            log::debug!(event = "target.unchanged", pair = self.pair.as_str();
+                        "nothing published changed and the file is as calsync wrote it");
+            return Ok(());
+        }
         let existing =
             file_sha256(&self.path).map_err(|e| self.failed(format!("cannot read: {e}")))?;
         let mut file = AtomicFile::create(&self.path, 0o644)
@@ -348,9 +444,12 @@ impl Target for IcsTarget {
         let (digest, size) = self.render(published, &mut file)?;
         if existing.as_deref() == Some(digest.as_str()) {
             // Byte-identical: leave the file (and its mtime, which web caches key on) alone.
+            drop(file);
+            self.remember(&digest);
             return Ok(());
         }
         file.commit().map_err(|e| self.failed(e))?;
+        self.remember(&digest);
         log::info!(event = "target.written", path = self.path.display().to_string().as_str(),
                    bytes = size; "published calendar written");
         Ok(())

@@ -227,6 +227,10 @@ pub struct OwnedEvent {
 
 /// Every item published for a pair, for targets that write themselves whole (an .ics file).
 pub trait PublishedSet {
+    /// Whether this run changed the set (a target that wrote itself from an unchanged set,
+    /// and is still as it wrote it, need not write itself again).
+    fn changed(&self) -> bool;
+
     /// The IANA zones the items use.
     ///
     /// # Errors
@@ -373,7 +377,7 @@ pub fn build_source<'a>(ctx: &Context<'a>) -> Result<Box<dyn Source + 'a>, Provi
 /// cause.
 pub fn build_target<'a>(ctx: &Context<'a>) -> Result<Box<dyn Target + 'a>, ProviderError> {
     match &ctx.pair.target {
-        Endpoint::Ics(s) => Ok(Box::new(ics::IcsTarget::new(s.clone(), &ctx.pair.name)?)),
+        Endpoint::Ics(s) => Ok(Box::new(ics::IcsTarget::new(s.clone(), ctx)?)),
         Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavTarget::new(s, ctx)?)),
         Endpoint::Google(s) => Ok(Box::new(google::GoogleTarget::new(s, ctx)?)),
         other => Err(not_built(ctx, other, "target")),
