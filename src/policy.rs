@@ -254,6 +254,7 @@ fn decide_single(pair: &str, event: &SourceEvent, rules: &Rules, window: &Window
         rdates: vec![],
         exdates: vec![],
         overrides: vec![],
+        periods: vec![],
     };
     Decision::Publish {
         items: vec![Publish {
@@ -289,7 +290,22 @@ fn decide_series(pair: &str, event: &SourceEvent, rules: &Rules, window: &Window
         rules: rec.rules.clone(),
         rdates: rec.rdates.clone(),
         exdates: exdates.iter().cloned().collect(),
+        periods: rec.periods.clone(),
+        exrules: rec.exrules.clone(),
     };
+    // EXRULE occurrences are published as EXDATEs (many clients ignore EXRULE), up to the
+    // end of the window: instances after it are not mirrored anyway.
+    if !rec.exrules.is_empty() {
+        let stop = match &main.start {
+            Moment::Zoned(_, tz) => window.to.with_timezone(tz).naive_local(),
+            Moment::Defined(_, zone) => zone.local(window.to),
+            _ => window.to.naive_utc(),
+        } + Duration::days(1);
+        match recurrence::exrule_dates(&main.start, rec, stop) {
+            Ok(dates) => exdates.extend(dates),
+            Err(_) => return Decision::Withhold(Withheld::Invalid),
+        }
+    }
 
     let in_window = match recurrence::instances(
         &main.start,
@@ -350,6 +366,9 @@ fn decide_series(pair: &str, event: &SourceEvent, rules: &Rules, window: &Window
             let mut rdates: Vec<Moment> = rec.rdates.clone();
             rdates.sort();
             rdates.dedup();
+            let mut periods = rec.periods.clone();
+            periods.sort();
+            periods.dedup();
             let ends_at = series_end.map(|e| {
                 kept.iter()
                     .map(|o| o.details.effective_end().to_utc())
@@ -362,6 +381,7 @@ fn decide_series(pair: &str, event: &SourceEvent, rules: &Rules, window: &Window
                 rdates,
                 exdates: exdates.into_iter().collect(),
                 overrides,
+                periods,
             };
             Decision::Publish {
                 items: vec![Publish {
@@ -426,6 +446,7 @@ fn expanded(
             rdates: vec![],
             exdates: vec![],
             overrides: vec![],
+            periods: vec![],
         },
         item,
         ends_at: Some(ends_at),
@@ -623,6 +644,8 @@ mod tests {
                 rules: vec!["FREQ=WEEKLY;COUNT=8".into()],
                 rdates: vec![],
                 exdates: vec![],
+                periods: vec![],
+                exrules: vec![],
             }),
             overrides: vec![
                 Override {

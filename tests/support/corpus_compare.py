@@ -97,14 +97,81 @@ def parse(text):
     return icalendar.Calendar.from_ical(text)
 
 
+DATE_PROPERTIES = ("DTSTART", "DTEND", "RDATE", "EXDATE", "RECURRENCE-ID")
+
+
+IANA = None
+
+
+def iana_spelling(tzid):
+    """DESIGN maps a TZID that names an IANA zone in another letter case (Google writes
+    `Europe/lisbon`, with a VTIMEZONE of other rules) to that zone; the library would use
+    the feed's VTIMEZONE."""
+    global IANA
+    if IANA is None:
+        import zoneinfo
+
+        IANA = {name.lower(): name for name in zoneinfo.available_timezones()}
+    if tzid in IANA.values():
+        return tzid
+    return IANA.get(tzid.lower(), tzid)
+
+
+def normalized(data):
+    """The file as the library should see it, for two spellings it reads differently from
+    what they mean (and from DESIGN): blanks at the end of a content line are not meaning
+    (the library refuses `RRULE:…;BYDAY=1MO ` and `DURATION:PT10M `, but not an EXDATE so
+    written), and a TZID on a DATE value means nothing (a day has no zone; Google writes
+    `DTSTART;TZID=America/Los_Angeles:20041225` for all-day events, which the library reads
+    as midnight in Los Angeles)."""
+    out, flagged, uid, date_period = [], set(), None, False
+    for line in unfold(data).splitlines():
+        line = line.rstrip(" \t")
+        name = line.split(":", 1)[0].split(";", 1)[0].strip().upper()
+        if ";TZID=" in line.upper():
+            at = line.upper().index(";TZID=") + 6
+            end = min([i for i in (line.find(";", at), line.find(":", at)) if i != -1] or [len(line)])
+            line = line[:at] + iana_spelling(line[at:end]) + line[end:]
+        # A PERIOD of dates is no PERIOD (the library reads it as midnight, floating): DESIGN
+        # withholds what cannot be read exactly.
+        if name == "UID":
+            uid = line.split(":", 1)[-1].strip()
+        elif name == "RDATE" and any(
+            "/" in v and v.split("/")[0].strip().isdigit() for v in line.rsplit(":", 1)[-1].split(",")
+        ):
+            date_period = True
+        elif name in DATE_PROPERTIES and ":" in line:
+            # A value whose form contradicts its declared VALUE type (`VALUE=DATE-TIME` on
+            # `20061007`): the library picks one reading; DESIGN withholds it.
+            head, _, value = line.rpartition(":")
+            declared = [p.split("=", 1)[1].strip().upper() for p in head.split(";")[1:]
+                        if p.upper().startswith("VALUE=")]
+            forms = {"DATE" if len(v.strip()) == 8 else "DATE-TIME" for v in value.split(",")
+                     if "/" not in v}
+            if declared and declared[0] in ("DATE", "DATE-TIME") and forms - {declared[0]}:
+                date_period = True
+        elif line.strip().upper() == "END:VEVENT":
+            if date_period and uid:
+                flagged.add(uid)
+            uid, date_period = None, False
+        if name in DATE_PROPERTIES and ";" in line.split(":", 1)[0]:
+            head, _, value = line.rpartition(":")
+            if value and all(len(v.strip()) == 8 and v.strip().isdigit() for v in value.split(",")):
+                params = [p for p in head.split(";")[1:] if not p.upper().startswith("TZID=")]
+                line = ";".join([head.split(";")[0]] + params) + ":" + value
+        out.append(line)
+    return ("\r\n".join(out) + "\r\n").encode("utf-8"), flagged
+
+
 def read_calendar(data):
     """All VCALENDARs of a file as one calendar (calsync reads them all). A VTIMEZONE or
     VEVENT the library cannot read is left out; the UIDs of such VEVENTs are returned, since
     DESIGN withholds an event that cannot be read exactly (with its whole series)."""
+    data, flagged = normalized(data)
     try:
         calendars = icalendar.Calendar.from_ical(data, multiple=True)
         if calendars:
-            return merged(calendars), set()
+            return merged(calendars), flagged
     except Exception:  # noqa: BLE001 - read it event by event below
         pass
     props, components = blocks(unfold(data))
@@ -127,7 +194,7 @@ def read_calendar(data):
             cal.add_component(zone.walk("VTIMEZONE")[0])
         except Exception:  # noqa: BLE001
             continue
-    unreadable = set()
+    unreadable = set(flagged)
     wrapper = "BEGIN:VCALENDAR\r\n" + "".join(zones)
     for kind, body in components:
         if kind != "VEVENT":
@@ -250,6 +317,22 @@ def sanitize(cal, withheld_uids):
         sequence_value = event.get("SEQUENCE")
         if isinstance(sequence_value, list):
             event["SEQUENCE"] = max(sequence_value, key=lambda p: int(str(p).strip() or 0))
+        for name in ("DTSTART", "DTEND", "RECURRENCE-ID", "RDATE", "EXDATE"):
+            values = event.get(name)
+            for prop in values if isinstance(values, list) else [values]:
+                if prop is None:
+                    continue
+                # A TZID the library could not resolve reads as floating; DESIGN withholds
+                # an event whose zone is neither mappable nor defined.
+                if "TZID" in prop.params and not zone_resolved(prop):
+                    readable = False
+        if not rules_readable(event):
+            readable = False
+        end, duration, start = event.get("DTEND"), event.get("DURATION"), event.get("DTSTART")
+        if end is not None and duration is not None and start is not None:
+            # Both given: DESIGN reads them only when they agree.
+            if not isinstance(start, list) and end.dt != start.dt + duration.dt:
+                readable = False
         if "DTSTART" not in event:
             if "RECURRENCE-ID" in event:
                 event["DTSTART"] = event["RECURRENCE-ID"]
@@ -262,8 +345,72 @@ def sanitize(cal, withheld_uids):
             continue
         events.append(event)
     events = [e for e in events if str(e.get("UID", "")).strip() not in withheld_uids]
+    # Identical VEVENTs without a UID are one event (calsync keys them by their text; two
+    # identical copies published would be a duplicate).
+    seen, unique = set(), []
+    for e in events:
+        if not str(e.get("UID", "")).strip():
+            text = e.to_ical()
+            if text in seen:
+                continue
+            seen.add(text)
+        unique.append(e)
+    events = unique
     others = [c for c in cal.subcomponents if c.name != "VEVENT"]
     cal.subcomponents[:] = others + events
+
+
+RULE_PARTS = {
+    "FREQ", "UNTIL", "COUNT", "INTERVAL", "BYSECOND", "BYMINUTE", "BYHOUR", "BYDAY",
+    "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH", "BYSETPOS", "WKST",
+}
+
+
+def rules_readable(event):
+    """DESIGN: an RRULE or EXRULE that cannot be read exactly (an unknown part, COUNT with
+    UNTIL, a COUNT that is not positive) withholds its event; the library would repair it.
+    An UNTIL of another type than DTSTART is read as calsync's recurrence module documents
+    (RFC 5545: UNTIL bounds inclusively, so a DATE includes its day; a floating UNTIL is
+    wall-clock time in DTSTART's zone), where the library would read it as UTC midnight."""
+    start = event.get("DTSTART")
+    for name in ("RRULE", "EXRULE"):
+        rules = event.get(name)
+        for rule in rules if isinstance(rules, list) else [rules]:
+            if rule is None:
+                continue
+            if not isinstance(rule, icalendar.vRecur) or set(rule) - RULE_PARTS:
+                return False
+            if "COUNT" in rule and ("UNTIL" in rule or any(int(c) < 1 for c in rule["COUNT"])):
+                return False
+            if "UNTIL" in rule and start is not None and not isinstance(start, list):
+                rule["UNTIL"] = [until_as_calsync_reads(rule["UNTIL"][0], start.dt)]
+    return True
+
+
+def until_as_calsync_reads(until, start):
+    if not isinstance(start, dt.datetime):
+        return until if not isinstance(until, dt.datetime) else until.date()
+    if not isinstance(until, dt.datetime):
+        until = dt.datetime.combine(until, dt.time(23, 59, 59))
+        if start.tzinfo is not None:
+            until = until.replace(tzinfo=start.tzinfo).astimezone(UTC)
+        return until
+    if until.tzinfo is None and start.tzinfo is not None:
+        return until.replace(tzinfo=start.tzinfo).astimezone(UTC)
+    if until.tzinfo is not None and start.tzinfo is None:
+        return until.astimezone(UTC).replace(tzinfo=None)
+    return until
+
+
+def zone_resolved(prop):
+    values = prop.dts if hasattr(prop, "dts") else [prop]
+    for v in values:
+        value = v.dt
+        if isinstance(value, tuple):
+            value = value[0]
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            return False
+    return True
 
 
 def apply_duplicate_rule(cal):
@@ -332,6 +479,34 @@ def occurrence(component):
     return (value_key(start), value_key(end), title), start
 
 
+def apply_exrules(cal, until):
+    """recurring-ical-events ignores EXRULE; DESIGN removes its occurrences (published as
+    EXDATEs). dateutil computes them from the EXRULE and DTSTART, and they become EXDATEs."""
+    from dateutil import rrule as du
+
+    for event in cal.walk("VEVENT"):
+        rules = event.get("EXRULE")
+        if rules is None:
+            continue
+        start = event.get("DTSTART").dt
+        for rule in rules if isinstance(rules, list) else [rules]:
+            text = rule.to_ical().decode()
+            if isinstance(start, dt.datetime):
+                first = start
+                stop = until if start.tzinfo is None else until.replace(tzinfo=UTC)
+            else:
+                first = dt.datetime.combine(start, dt.time())
+                stop = until
+            dates = []
+            for d in du.rrulestr(text, dtstart=first, ignoretz=False):
+                if d > stop:
+                    break
+                dates.append(d if isinstance(start, dt.datetime) else d.date())
+            if dates:
+                event.add("EXDATE", dates)
+        del event["EXRULE"]
+
+
 def occurrences(cal, window, withheld_uids=frozenset()):
     """Public occurrences starting inside `window` (naive UTC bounds)."""
     lo, hi = window
@@ -363,6 +538,7 @@ def compare(manifest):
                 source, unreadable = read_calendar(f.read())
             sanitize(source, unreadable)
             withheld = apply_duplicate_rule(source)
+            apply_exrules(source, hi + MARGIN)
             expected = occurrences(source, (lo, hi), withheld)
         except Exception as e:  # noqa: BLE001
             results[name] = {"status": "source-unreadable", "error": f"{type(e).__name__}: {e}"}
