@@ -296,7 +296,11 @@ fn every_corpus_file_is_mirrored_exactly_or_listed_invalid() {
 fn raw_bytes_in(msg: &str, feed: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(feed);
     for line in text.lines() {
-        let value = line.split_once(':').map(|(_, v)| v).unwrap_or(line).trim();
+        let (name, value) = line.split_once(':').unwrap_or(("", line));
+        if ["BEGIN", "END"].contains(&name.trim().to_ascii_uppercase().as_str()) {
+            continue;
+        }
+        let value = value.trim();
         if value.len() >= 8 && msg.contains(value) {
             return Some(value.chars().take(40).collect());
         }

@@ -344,6 +344,7 @@ fn build_series(
     master: Vevent,
     overrides: Vec<Vevent>,
 ) -> Result<Vec<SourceEvent>, SkipReason> {
+    let master_sequence = master.sequence;
     let body = master.body?;
     let start = body.details.start.clone();
     // Copies of one instance are one override (see `one_copy`).
@@ -363,11 +364,12 @@ fn build_series(
             None => by_instance.push((rid, written.naive(), this_and_future, vec![o])),
         }
     }
-    // An override must name an instance of the series. One that names none by its instant
-    // but one by its wall-clock time as written (Google writes a RECURRENCE-ID in another
-    // TZID than the series') is that instance, as recurring-ical-events reads it too; one
-    // that names none at all (the rule was cut short after the instance was moved)
-    // overrides nothing and is not an event of its own.
+    // An override names an instance of the series. One that names none by its instant but
+    // one by its wall-clock time as written (Google writes a RECURRENCE-ID in another TZID
+    // than the series') is that instance, as recurring-ical-events reads it too. One that
+    // names none at all still stands for itself (its instance was moved before the rule
+    // changed), unless it is a stale version of the series: a rule of its own and a lower
+    // SEQUENCE than the master (recurring-ical-events issue 253).
     let ids = match &body.recurrence {
         Some(rec) if !by_instance.is_empty() => {
             let stop = by_instance
@@ -385,14 +387,18 @@ fn build_series(
     let mut plain: Vec<Override> = Vec::new();
     let mut futures: Vec<(Moment, Details)> = Vec::new();
     for (rid, written, this_and_future, copies) in by_instance {
-        let details = one_copy(copies)?.body?.details;
+        let copy = one_copy(copies)?;
+        let stale = copy.sequence < master_sequence;
+        let own = copy.body?;
+        let details = own.details;
         let rid = match &ids {
             None => rid,
             Some(ids) if ids.contains(&rid.naive()) => rid,
             Some(ids) if ids.contains(&written) => crate::recurrence::in_frame(&start, written),
             // Later instances it may have made private would be published.
             Some(_) if this_and_future => return Err(SkipReason::ThisAndFuture),
-            Some(_) => continue,
+            Some(_) if stale && own.recurrence.is_some() => continue,
+            Some(_) => rid,
         };
         if plain.iter().any(|o| o.recurrence_id == rid) || futures.iter().any(|(r, _)| *r == rid) {
             // Two spellings of one instance: which holds is unknowable.

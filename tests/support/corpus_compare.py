@@ -167,6 +167,9 @@ def read_calendar(data):
     """All VCALENDARs of a file as one calendar (calsync reads them all). A VTIMEZONE or
     VEVENT the library cannot read is left out; the UIDs of such VEVENTs are returned, since
     DESIGN withholds an event that cannot be read exactly (with its whole series)."""
+    # The library caches every VTIMEZONE it meets by TZID for the whole process; one file's
+    # definition must not decide another file's times.
+    icalendar.use_zoneinfo()
     data, flagged = normalized(data)
     try:
         calendars = icalendar.Calendar.from_ical(data, multiple=True)
@@ -196,19 +199,27 @@ def read_calendar(data):
             continue
     unreadable = set(flagged)
     wrapper = "BEGIN:VCALENDAR\r\n" + "".join(zones)
-    for kind, body in components:
-        if kind != "VEVENT":
-            continue
+
+    def readable(bodies):
+        """The events of `bodies`, halving on failure to find the unreadable ones."""
         try:
-            event = parse(wrapper + body + "END:VCALENDAR\r\n").walk("VEVENT")[0]
-            start = event.get("DTSTART")
-            if start is not None and not isinstance(start, list):
-                start.dt  # noqa: B018 - reading it is the check
-            cal.add_component(event)
+            events = parse(wrapper + "".join(bodies) + "END:VCALENDAR\r\n").walk("VEVENT")
+            for event in events:
+                start = event.get("DTSTART")
+                if start is not None and not isinstance(start, list):
+                    start.dt  # noqa: B018 - reading it is the check
+            return events
         except Exception:  # noqa: BLE001
-            for line in body.splitlines():
+            if len(bodies) > 1:
+                half = len(bodies) // 2
+                return readable(bodies[:half]) + readable(bodies[half:])
+            for line in bodies[0].splitlines():
                 if line.upper().startswith("UID:") or line.upper().startswith("UID;"):
                     unreadable.add(line.split(":", 1)[1].strip())
+            return []
+
+    for event in readable([body for kind, body in components if kind == "VEVENT"]):
+        cal.add_component(event)
     return cal, unreadable
 
 
