@@ -184,9 +184,9 @@ fn public_details(
         details
             .title
             .as_deref()
-            .map(str::trim)
+            .and_then(scrub::scrub_location)
+            .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
-            .map(str::to_string)
             .unwrap_or_else(|| "Busy".to_string())
     } else {
         "Busy".to_string()
@@ -202,11 +202,8 @@ fn public_details(
         None
     };
     let categories = if chosen(Field::Categories) {
-        let set: BTreeSet<String> = details
-            .categories
-            .iter()
-            .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty())
+        let set: BTreeSet<String> = scrub::scrub_categories(&details.categories)
+            .into_iter()
             .collect();
         set.into_iter().collect()
     } else {

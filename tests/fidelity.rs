@@ -501,11 +501,12 @@ fn join_blocks_go_whatever_the_language_of_their_heading() {
         // Google, Spanish.
         "Ensayo del coro.\n\n-::~:~::~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~::~:~::-\nÚnete con Google Meet: https://meet.google.com/abc-defg-hij\nÚnete por teléfono\n(ES) +34 912 34 56 78 PIN: 123456789#\n-::~:~::~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~:~::~:~::-\n",
     ];
-    for (block, kept) in
-        blocks
-            .iter()
-            .zip(["Tagesordnung folgt.", "Ordre du jour.", "Ensayo del coro."])
-    {
+    for (block, kept) in blocks.iter().zip([
+        "Tagesordnung folgt.",
+        "Ordre du jour.",
+        "Elternabend.",
+        "Ensayo del coro.",
+    ]) {
         let fields = published_fields("Meeting", "Hall", block, "Parish");
         assert_eq!(fields.2, kept, "{block}");
     }
