@@ -131,9 +131,9 @@ pub fn is_join_url(url: &str) -> bool {
         .map(|(_, q)| q.split('#').next().unwrap_or(q))
         .unwrap_or("");
     let params = || {
-        query.split('&').filter_map(|pair| {
+        query.split('&').map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((percent_decode(k).to_ascii_lowercase(), v))
+            (percent_decode(k).to_ascii_lowercase(), v)
         })
     };
     if host.ends_with(".safelinks.protection.outlook.com")
