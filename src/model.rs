@@ -560,6 +560,55 @@ mod tests {
     }
 
     #[test]
+    fn a_defined_zone_travels_once_in_the_canonical_json() {
+        let lines: Vec<&str> = "BEGIN:VTIMEZONE\nTZID:Office\nBEGIN:STANDARD\nDTSTART:19700101T000000\nTZOFFSETFROM:+0300\nTZOFFSETTO:+0300\nEND:STANDARD\nEND:VTIMEZONE"
+            .lines()
+            .collect();
+        let zone = Arc::new(DefinedZone::parse(&lines).unwrap());
+        let at = |s: &str| {
+            Moment::Defined(
+                NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").unwrap(),
+                zone.clone(),
+            )
+        };
+        let e = PublicEvent {
+            uid: "u".into(),
+            details: PublicDetails {
+                start: at("2026-05-01T10:00:00"),
+                end: Some(at("2026-05-01T11:00:00")),
+                title: "Busy".into(),
+                location: None,
+                description: None,
+                categories: vec![],
+            },
+            rules: vec!["FREQ=DAILY".into()],
+            rdates: vec![],
+            exdates: vec![at("2026-05-02T10:00:00")],
+            overrides: vec![],
+            periods: vec![],
+        };
+        let json = e.canonical_json();
+        assert!(
+            json.contains(r#""start":"2026-05-01T10:00:00[Office]""#),
+            "{json}"
+        );
+        assert_eq!(json.matches("BEGIN:VTIMEZONE").count(), 1, "{json}");
+        let back: PublicEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(
+            back.details.start.to_utc().to_rfc3339(),
+            "2026-05-01T07:00:00+00:00"
+        );
+        assert_eq!(back.canonical_json(), json);
+        // A moment in a zone the table does not define is refused, never read as UTC.
+        let without = json.split(r#","zones""#).next().unwrap().to_string() + "}";
+        assert!(
+            serde_json::from_str::<PublicEvent>(&without).is_err(),
+            "{without}"
+        );
+    }
+
+    #[test]
     fn canonical_json_is_stable_and_omits_unchosen_fields() {
         let e = PublicEvent {
             uid: "abc@calsync".into(),

@@ -834,6 +834,63 @@ mod tests {
     }
 
     #[test]
+    fn periods_keep_their_ends_and_exrules_remove() {
+        let mut r = rec(&["FREQ=DAILY;COUNT=3"], &[], &[]);
+        r.periods = vec![crate::model::Period {
+            start: m("2026-12-10T08:00:00Z"),
+            end: m("2026-12-10T12:30:00Z"),
+        }];
+        let got: Vec<(String, String)> = instances(
+            &m("2026-12-01T10:00:00Z"),
+            &m("2026-12-01T11:00:00Z"),
+            &r,
+            utc(WIDE_FROM),
+            utc(WIDE_TO),
+            100,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.start.to_string(), i.end.to_string()))
+        .collect();
+        assert_eq!(
+            got.last().unwrap(),
+            &(
+                "2026-12-10T08:00:00Z".to_string(),
+                "2026-12-10T12:30:00Z".to_string()
+            )
+        );
+        assert_eq!(got.len(), 4);
+        assert_eq!(
+            series_end(&m("2026-12-01T10:00:00Z"), &m("2026-12-01T11:00:00Z"), &r)
+                .unwrap()
+                .map(|t| t.to_rfc3339()),
+            Some("2026-12-10T12:30:00+00:00".to_string())
+        );
+        let mut r = rec(&["FREQ=WEEKLY;BYDAY=FR;COUNT=6"], &[], &[]);
+        r.exrules = vec!["FREQ=MONTHLY;BYDAY=FR;BYMONTHDAY=13".into()];
+        let got = starts(
+            "2026-11-06T10:00:00Z",
+            "2026-11-06T11:00:00Z",
+            &r,
+            WIDE_FROM,
+            WIDE_TO,
+            100,
+        );
+        assert!(
+            !got.contains(&"2026-11-13T10:00:00Z".to_string()),
+            "{got:?}"
+        );
+        assert_eq!(got.len(), 5);
+        let gone = exrule_dates(
+            &m("2026-11-06T10:00:00Z"),
+            &r,
+            m("2027-01-01T00:00:00Z").naive(),
+        )
+        .unwrap();
+        assert_eq!(gone, vec![m("2026-11-13T10:00:00Z")]);
+    }
+
+    #[test]
     fn window_and_limit_bound_the_result() {
         let r = rec(&["FREQ=DAILY"], &[], &[]);
         // An instance that started before the window but is still running overlaps it.

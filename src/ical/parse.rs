@@ -1338,6 +1338,165 @@ mod tests {
     }
 
     #[test]
+    fn copies_of_one_event_are_one_item_marked_by_every_copy() {
+        use crate::policy::{Visibility, is_public};
+        let copy = |seq: &str, stamp: &str, class: &str, title: &str| {
+            format!(
+                "BEGIN:VEVENT\r\nUID:d\r\nSEQUENCE:{seq}\r\nDTSTAMP:{stamp}\r\nDTSTART:20261201T100000Z\r\n{class}SUMMARY:{title}\r\nEND:VEVENT\r\n"
+            )
+        };
+        // (copies, title that wins, published as public)
+        let cases = [
+            (
+                vec![
+                    copy("0", "20261101T000000Z", "CLASS:PUBLIC\r\n", "A"),
+                    copy("1", "20261101T000000Z", "CLASS:PRIVATE\r\n", "B"),
+                ],
+                "B",
+                false,
+            ),
+            (
+                vec![
+                    copy("1", "20261101T000000Z", "CLASS:PRIVATE\r\n", "A"),
+                    copy("0", "20261101T000000Z", "", "B"),
+                ],
+                "A",
+                false,
+            ),
+            (
+                vec![
+                    copy("1", "20261101T000000Z", "", "A"),
+                    copy("1", "20261102T000000Z", "CLASS:PUBLIC\r\n", "B"),
+                ],
+                "B",
+                true,
+            ),
+            (
+                vec![
+                    copy("1", "20261102T000000Z", "", "A"),
+                    copy("1", "20261102T000000Z", "", "B"),
+                ],
+                "B",
+                true,
+            ),
+            (
+                vec![
+                    copy("3", "20261101T000000Z", "", "A"),
+                    copy("1", "20261109T000000Z", "STATUS:CANCELLED\r\n", "B"),
+                ],
+                "A",
+                false,
+            ),
+        ];
+        for (copies, title, public) in cases {
+            let f = feed(&copies.concat());
+            assert_eq!(f.events.len(), 1);
+            assert_eq!(f.skipped, vec![]);
+            let main = &f.events[0].main;
+            assert_eq!(main.title.as_deref(), Some(title));
+            assert_eq!(
+                is_public(&main.marking, Visibility::Private) && !main.cancelled,
+                public,
+                "{copies:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn thisandfuture_splits_the_series_where_it_applies() {
+        let f = feed(
+            "BEGIN:VEVENT\r\nUID:t\r\nDTSTART:20261201T120000Z\r\nDTEND:20261201T140000Z\r\nRRULE:FREQ=DAILY;INTERVAL=2;UNTIL=20261220T120000Z\r\nRDATE:20261210T090000Z\r\nEXDATE:20261213T120000Z\r\nSUMMARY:Original\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:t\r\nRECURRENCE-ID;RANGE=THISANDFUTURE:20261209T120000Z\r\nDTSTART:20261209T150000Z\r\nDTEND:20261209T160000Z\r\nSUMMARY:Later\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:t\r\nRECURRENCE-ID:20261211T120000Z\r\nDTSTART:20261211T170000Z\r\nSUMMARY:Single\r\nEND:VEVENT\r\n",
+        );
+        assert_eq!(f.skipped, vec![]);
+        let shown: Vec<String> = f
+            .events
+            .iter()
+            .map(|e| {
+                let rec = e.recurrence.clone().unwrap_or_default();
+                format!(
+                    "{} {} {} {:?} rdate {:?} exdate {:?} overrides {:?}",
+                    e.key,
+                    e.main.start,
+                    e.main.title.as_deref().unwrap_or(""),
+                    rec.rules,
+                    rec.rdates.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+                    rec.exdates
+                        .iter()
+                        .map(|m| m.to_string())
+                        .collect::<Vec<_>>(),
+                    e.overrides
+                        .iter()
+                        .map(|o| o.recurrence_id.to_string())
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                "t 2026-12-01T12:00:00Z Original [\"FREQ=DAILY;UNTIL=20261207T120000Z;INTERVAL=2\"] rdate [] exdate [] overrides []",
+                // Moved by +3 h: the rule, the RDATE, the EXDATE and the single override with it.
+                "t#2026-12-09T12:00:00Z/future 2026-12-09T15:00:00Z Later [\"FREQ=DAILY;UNTIL=20261219T150000Z;INTERVAL=2\"] rdate [\"2026-12-10T12:00:00Z\"] exdate [\"2026-12-13T15:00:00Z\"] overrides [\"2026-12-11T15:00:00Z\"]",
+            ]
+        );
+        // A moved part whose rule depends on the day cannot be split exactly: withheld.
+        let f = feed(
+            "BEGIN:VEVENT\r\nUID:w\r\nDTSTART:20261201T120000Z\r\nRRULE:FREQ=WEEKLY;BYDAY=TU,TH\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:w\r\nRECURRENCE-ID;RANGE=THISANDFUTURE:20261208T120000Z\r\nDTSTART:20261209T120000Z\r\nEND:VEVENT\r\n",
+        );
+        assert!(f.events.is_empty());
+        assert_eq!(f.skipped[0].reason, SkipReason::ThisAndFuture);
+    }
+
+    #[test]
+    fn floating_times_take_the_x_wr_timezone() {
+        let calendar = |wr: &str| {
+            parse_feed(
+                format!(
+                    "BEGIN:VCALENDAR\r\n{wr}BEGIN:VEVENT\r\nUID:x\r\nDTSTART:20261201T100000\r\nDTEND:20261201T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        let f = calendar("X-WR-TIMEZONE:Europe/Vienna\r\n");
+        assert_eq!(
+            f.events[0].main.start.to_string(),
+            "2026-12-01T10:00:00[Europe/Vienna]"
+        );
+        assert_eq!(
+            f.events[0].main.end.as_ref().unwrap().to_string(),
+            "2026-12-01T10:00:00Z"
+        );
+        assert_eq!(
+            calendar("").events[0].main.start.to_string(),
+            "2026-12-01T10:00:00"
+        );
+        let f = calendar("X-WR-TIMEZONE:Mars/Base\r\n");
+        assert_eq!(
+            f.skipped[0].reason,
+            SkipReason::UnknownTimeZone("Mars/Base".into())
+        );
+    }
+
+    #[test]
+    fn empty_rules_are_none_and_exrules_are_kept() {
+        let f = feed(
+            "BEGIN:VEVENT\r\nUID:e\r\nDTSTART;VALUE=DATE:20261225\r\nRRULE:\r\nEND:VEVENT\r\n",
+        );
+        assert_eq!(f.events[0].recurrence, None);
+        let f = feed(
+            "BEGIN:VEVENT\r\nUID:e\r\nDTSTART:20261201T100000Z\r\nRRULE:FREQ=DAILY\r\nEXRULE:FREQ=WEEKLY\r\nEND:VEVENT\r\n",
+        );
+        assert_eq!(
+            f.events[0].recurrence.as_ref().unwrap().exrules,
+            vec!["FREQ=WEEKLY"]
+        );
+    }
+
+    #[test]
     fn rdate_and_exdate_lists_take_the_series_form() {
         let f = feed(
             "BEGIN:VEVENT\r\nUID:r\r\nDTSTART;TZID=Europe/Berlin:20261201T100000\r\nRRULE:FREQ=DAILY;COUNT=10\r\n\

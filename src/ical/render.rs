@@ -786,6 +786,37 @@ mod tests {
     }
 
     #[test]
+    fn defined_zones_precede_their_first_use_once_and_periods_keep_their_ends() {
+        const FEED: &[u8] = b"BEGIN:VCALENDAR\r\nBEGIN:VTIMEZONE\r\nTZID:(GMT-03:00)\r\nBEGIN:STANDARD\r\nDTSTART:16010101T230000\r\nTZOFFSETFROM:-0200\r\nTZOFFSETTO:-0300\r\nRRULE:FREQ=YEARLY;BYMONTH=2;BYDAY=3SU\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:16010101T230000\r\nTZOFFSETFROM:-0300\r\nTZOFFSETTO:-0200\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=4SU\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n\
+BEGIN:VEVENT\r\nUID:a\r\nDTSTART;TZID=\"(GMT-03:00)\":20160518T123000\r\nRDATE;TZID=\"(GMT-03:00)\";VALUE=PERIOD:20160601T090000/20160601T170000\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:b\r\nDTSTART;TZID=\"(GMT-03:00)\":20160519T123000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let items = items(FEED);
+        let text = render(&items, None);
+        assert_wire_format(&text);
+        assert_eq!(text.matches("BEGIN:VTIMEZONE").count(), 1, "{text}");
+        assert!(text.find("TZID:(GMT-03:00)").unwrap() < text.find("BEGIN:VEVENT").unwrap());
+        for want in [
+            "DTSTART;TZID=\"(GMT-03:00)\":20160518T123000\r\n",
+            "RDATE;TZID=\"(GMT-03:00)\";VALUE=PERIOD:20160601T090000/20160601T170000\r\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        // Read back: the same zone, the same instants.
+        let back = parse_feed(text.as_bytes()).unwrap();
+        assert_eq!(back.skipped, vec![]);
+        assert_eq!(
+            back.events[0].main.start,
+            parse_feed(FEED).unwrap().events[0].main.start
+        );
+        assert_eq!(
+            back.events[0].main.start.to_utc().to_rfc3339(),
+            "2016-05-18T15:30:00+00:00"
+        );
+        let resource = render_resource(&items[0]).unwrap();
+        assert_eq!(resource.matches("BEGIN:VTIMEZONE").count(), 1);
+    }
+
+    #[test]
     fn zones_of_collects_every_zone_once() {
         let mut item = items(DEMO).remove(0);
         item.event.exdates = vec!["2027-01-01T10:00:00[America/New_York]".parse().unwrap()];
