@@ -1,11 +1,14 @@
 //! iCalendar text: reading feeds and CalDAV resources into the model, writing published
 //! events back out.
 //!
-//! calcard does the iCalendar work (tokenising, TEXT unescaping, TZID resolution including
-//! Windows and `(UTC+01:00) …` names, VTIMEZONE generation, folding and escaping on write);
-//! this module maps between its structures and [`crate::model`], and adds what calcard does
-//! not: unfolding on bytes, refusing truncated feeds, the privacy marking exactly as written,
-//! grouping of series and overrides by UID, and deterministic, streaming output.
+//! calcard does part of the iCalendar work (Windows and `(UTC+01:00) …` zone names, RRULE
+//! parsing and expansion, VTIMEZONE generation for IANA zones, folding and escaping on
+//! write). What must be exact is ours (DESIGN "Reading real calendars"): unfolding on bytes,
+//! refusing truncated feeds with a position and no content, values read by their grammar
+//! (`values`: dates, times, durations, rules, TEXT with its escapes), zones a feed defines
+//! itself (`zones`, [`crate::vzone`]), the privacy marking exactly as written, grouping of
+//! series, overrides and copies of one event by UID, `RANGE=THISANDFUTURE` splits (`split`),
+//! and deterministic, streaming output.
 //!
 //! Nothing here decides what may be published (that is `policy`), and nothing here does I/O
 //! beyond writing to the `Write` it is given.

@@ -688,7 +688,7 @@ fn list_of(
                 }
                 let (a, b) = item.split_once('/').ok_or_else(invalid)?;
                 let start = match values::time(a) {
-                    Some(t @ Time::DateTime(..)) => to_moment(t, tzid, prop, ctx)?,
+                    Some(t @ Time::DateTime(..)) => to_moment(t, tzid, ctx)?,
                     _ => return Err(invalid()),
                 };
                 let end = match values::time(b) {
@@ -696,7 +696,7 @@ fn list_of(
                         if utc != matches!(start, Moment::Utc(_)) {
                             return Err(invalid());
                         }
-                        to_moment(t, tzid, prop, ctx)?
+                        to_moment(t, tzid, ctx)?
                     }
                     Some(Time::Date(_)) => return Err(invalid()),
                     None => end_after(&start, values::duration(b).ok_or_else(invalid)?)?,
@@ -705,7 +705,7 @@ fn list_of(
             }
             let t = values::time(item).ok_or_else(invalid)?;
             check_type(value_type.as_deref(), t).ok_or_else(invalid)?;
-            Ok(ListValue::Moment(to_moment(t, tzid, prop, ctx)?))
+            Ok(ListValue::Moment(to_moment(t, tzid, ctx)?))
         })
         .collect()
 }
@@ -747,18 +747,13 @@ fn moment_of(p: &RawProperty<'_>, prop: &'static str, ctx: &Context) -> Result<M
     }
     let t = values::time(p.value).ok_or_else(invalid)?;
     check_type(value_type(p)?.as_deref(), t).ok_or_else(invalid)?;
-    to_moment(t, tzid(p, prop)?, prop, ctx)
+    to_moment(t, tzid(p, prop)?, ctx)
 }
 
 /// A value in its zone: a DATE is a date whatever TZID it carries (a zone means nothing to
 /// a day; Google writes `DTSTART;TZID=…:20041225`); `Z` wins over a TZID; a TZID must
 /// resolve; a floating time takes the feed's `X-WR-TIMEZONE` when it names one.
-fn to_moment(
-    t: Time,
-    tzid: Option<&str>,
-    _prop: &'static str,
-    ctx: &Context,
-) -> Result<Moment, SkipReason> {
+fn to_moment(t: Time, tzid: Option<&str>, ctx: &Context) -> Result<Moment, SkipReason> {
     match t {
         Time::Date(d) => Ok(Moment::Date(d)),
         Time::DateTime(t, true) => Ok(Moment::Utc(t)),
