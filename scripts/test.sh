@@ -6,7 +6,8 @@
 # kept, and one that lacks a pinned package gets just that one), points the tests at it
 # through CALSYNC_TEST_RADICALE and runs `cargo test --locked` with the arguments given, e.g.
 # `scripts/test.sh --test testkit`. The same venv holds the pinned prometheus_client, the
-# independent parser of the metrics file, and trustme, the TLS tests' certificate authority
+# independent parser of the metrics file; trustme, the TLS tests' certificate authority; and
+# icalendar with recurring-ical-events, the independent reader of the real-world corpus
 # (CALSYNC_TEST_PYTHON).
 # Needs only Rust, Python 3 and pip (pip's own configuration, such as a local wheel folder,
 # is used as it stands). PYTHON overrides the interpreter that creates the venv.
@@ -19,6 +20,11 @@ PROMETHEUS_CLIENT_VERSION="0.26.0"
 # A throw-away certificate authority for the TLS tests (a local HTTPS server whose CA only
 # SSL_CERT_FILE vouches for).
 TRUSTME_VERSION="1.2.1"
+# The independent reader of the real-world corpus test (tests/support/corpus_compare.py):
+# Python's icalendar with recurring-ical-events (and the x-wr-timezone it uses).
+ICALENDAR_VERSION="7.3.0"
+RECURRING_ICAL_EVENTS_VERSION="3.8.2"
+X_WR_TIMEZONE_VERSION="2.0.1"
 VENV="$PWD/.venv-test"
 PY="${PYTHON:-python3}"
 
@@ -46,7 +52,9 @@ pip_install() {
 }
 
 PINNED=("radicale==$RADICALE_VERSION" "prometheus_client==$PROMETHEUS_CLIENT_VERSION"
-        "trustme==$TRUSTME_VERSION")
+        "trustme==$TRUSTME_VERSION" "icalendar==$ICALENDAR_VERSION"
+        "recurring-ical-events==$RECURRING_ICAL_EVENTS_VERSION"
+        "x-wr-timezone==$X_WR_TIMEZONE_VERSION")
 if ! radicale_is_pinned; then
   # No venv, or a broken one: made anew with every pinned package.
   echo "test.sh: installing ${PINNED[*]} into $VENV" >&2

@@ -29,3 +29,4 @@ pub mod providers;
 pub mod recurrence;
 pub mod scrub;
 pub mod store;
+pub mod vzone;

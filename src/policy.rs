@@ -237,9 +237,9 @@ fn public_details(
         details
             .title
             .as_deref()
-            .map(str::trim)
+            .and_then(scrub::scrub_location)
+            .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
-            .map(str::to_string)
             .unwrap_or_else(|| "Busy".to_string())
     } else {
         "Busy".to_string()
@@ -255,11 +255,8 @@ fn public_details(
         None
     };
     let categories = if chosen(Field::Categories) {
-        let set: BTreeSet<String> = details
-            .categories
-            .iter()
-            .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty())
+        let set: BTreeSet<String> = scrub::scrub_categories(&details.categories)
+            .into_iter()
             .collect();
         set.into_iter().collect()
     } else {
@@ -307,6 +304,7 @@ fn decide_single(pair: &str, event: &SourceEvent, rules: &Rules, window: &Window
         rdates: vec![],
         exdates: vec![],
         overrides: vec![],
+        periods: vec![],
     };
     Decision::Publish {
         items: vec![Publish {
@@ -343,7 +341,22 @@ fn decide_series(pair: &str, event: &SourceEvent, rules: &Rules, window: &Window
         rules: rec.rules.clone(),
         rdates: rec.rdates.clone(),
         exdates: exdates.iter().cloned().collect(),
+        periods: rec.periods.clone(),
+        exrules: rec.exrules.clone(),
     };
+    // EXRULE occurrences are published as EXDATEs (many clients ignore EXRULE), up to the
+    // end of the window: instances after it are not mirrored anyway.
+    if !rec.exrules.is_empty() {
+        let stop = match &main.start {
+            Moment::Zoned(_, tz) => window.to.with_timezone(tz).naive_local(),
+            Moment::Defined(_, zone) => zone.local(window.to),
+            _ => window.to.naive_utc(),
+        } + Duration::days(1);
+        match recurrence::exrule_dates(&main.start, rec, stop) {
+            Ok(dates) => exdates.extend(dates),
+            Err(_) => return Decision::Withhold(Withheld::Invalid),
+        }
+    }
 
     let in_window = match recurrence::instances(
         &main.start,
@@ -404,6 +417,9 @@ fn decide_series(pair: &str, event: &SourceEvent, rules: &Rules, window: &Window
             let mut rdates: Vec<Moment> = rec.rdates.clone();
             rdates.sort();
             rdates.dedup();
+            let mut periods = rec.periods.clone();
+            periods.sort();
+            periods.dedup();
             let ends_at = series_end.map(|e| {
                 kept.iter()
                     .map(|o| o.details.effective_end().to_utc())
@@ -416,6 +432,7 @@ fn decide_series(pair: &str, event: &SourceEvent, rules: &Rules, window: &Window
                 rdates,
                 exdates: exdates.into_iter().collect(),
                 overrides,
+                periods,
             };
             Decision::Publish {
                 items: vec![Publish {
@@ -486,6 +503,7 @@ fn expanded(
             rdates: vec![],
             exdates: vec![],
             overrides: vec![],
+            periods: vec![],
         },
         item,
         ends_at: Some(ends_at),
@@ -736,6 +754,8 @@ mod tests {
                 rules: vec!["FREQ=WEEKLY;COUNT=8".into()],
                 rdates: vec![],
                 exdates: vec![],
+                periods: vec![],
+                exrules: vec![],
             }),
             overrides: vec![
                 Override {

@@ -79,12 +79,12 @@ pub fn instances(
     let stop = add(frame_naive(start, to), TimeDelta::days(1));
     let starts = occurrence_starts(start, rec, Some(stop))?;
     let mut out = Vec::new();
-    for naive in starts {
+    for (naive, period_end) in starts {
         if out.len() >= limit {
             break;
         }
         let s = in_frame(start, naive);
-        let e = instance_end(start, end, &s);
+        let e = period_end.unwrap_or_else(|| instance_end(start, end, &s));
         let (su, eu) = (s.to_utc(), e.to_utc());
         let overlaps = if eu > su {
             su < to && eu > from
@@ -121,11 +121,19 @@ pub fn series_end(
         }
     }
     let starts = occurrence_starts(start, rec, None)?;
-    let last = starts
-        .last()
-        .map(|naive| in_frame(start, *naive))
-        .unwrap_or_else(|| start.clone());
-    Ok(Some(instance_end(start, end, &last).to_utc()))
+    let last = match starts.last() {
+        Some((naive, Some(period_end))) => {
+            let _ = naive;
+            period_end.to_utc()
+        }
+        Some((naive, None)) => instance_end(start, end, &in_frame(start, *naive)).to_utc(),
+        None => instance_end(start, end, start).to_utc(),
+    };
+    // A period may end after a later instance does.
+    let periods = starts
+        .iter()
+        .filter_map(|(_, e)| e.as_ref().map(Moment::to_utc));
+    Ok(Some(periods.fold(last, DateTime::max)))
 }
 
 /// Checks that every rule of a series parses and that calcard accepts it for this DTSTART,
@@ -134,7 +142,7 @@ pub fn series_end(
 /// # Errors
 /// [`RecurrenceError::InvalidRule`] naming the first bad rule.
 pub fn validate(start: &Moment, rec: &Recurrence) -> Result<(), RecurrenceError> {
-    for (index, text) in rec.rules.iter().enumerate() {
+    for (index, text) in rec.rules.iter().chain(&rec.exrules).enumerate() {
         if let Some(rule) = prepared_rule(index, text, start)? {
             let expanded = rule_calendar(&rule, start.naive()).expand_dates(CalTz::Floating, 1);
             if let Some(error) = expanded.errors.first() {
@@ -159,22 +167,35 @@ pub fn in_series_form(moment: &Moment, dtstart: &Moment) -> Moment {
         Moment::Utc(_) => Moment::Utc(match moment {
             Moment::Date(d) => d.and_time(time_of_start),
             Moment::Utc(t) | Moment::Floating(t) => *t,
-            Moment::Zoned(..) => moment.to_utc().naive_utc(),
+            Moment::Zoned(..) | Moment::Defined(..) => moment.to_utc().naive_utc(),
         }),
         Moment::Zoned(_, tz) => Moment::Zoned(
             match moment {
                 Moment::Date(d) => d.and_time(time_of_start),
                 Moment::Floating(t) => *t,
                 Moment::Zoned(t, other) if other == tz => *t,
-                Moment::Utc(_) | Moment::Zoned(..) => {
+                Moment::Utc(_) | Moment::Zoned(..) | Moment::Defined(..) => {
                     moment.to_utc().with_timezone(tz).naive_local()
                 }
             },
             *tz,
         ),
+        Moment::Defined(_, zone) => Moment::Defined(
+            match moment {
+                Moment::Date(d) => d.and_time(time_of_start),
+                Moment::Floating(t) => *t,
+                Moment::Defined(t, other) if other == zone => *t,
+                Moment::Utc(_) | Moment::Zoned(..) | Moment::Defined(..) => {
+                    zone.local(moment.to_utc())
+                }
+            },
+            zone.clone(),
+        ),
         Moment::Floating(_) => Moment::Floating(match moment {
             Moment::Date(d) => d.and_time(time_of_start),
-            Moment::Utc(t) | Moment::Zoned(t, _) | Moment::Floating(t) => *t,
+            Moment::Utc(t) | Moment::Zoned(t, _) | Moment::Floating(t) | Moment::Defined(t, _) => {
+                *t
+            }
         }),
     }
 }
@@ -233,27 +254,62 @@ pub fn normalize_rule(rule: &ICalendarRecurrenceRule) -> String {
 }
 
 /// The wall-clock starts of all instances (DTSTART, rule occurrences up to `stop` when given,
-/// RDATEs; minus EXDATEs), sorted, in DTSTART's frame.
+/// RDATEs and RDATE periods; minus EXDATEs), sorted, in DTSTART's frame, each with its own
+/// end when a period gave one. A period starting where another instance does wins (its end
+/// is stated).
 fn occurrence_starts(
     start: &Moment,
     rec: &Recurrence,
     stop: Option<NaiveDateTime>,
-) -> Result<Vec<NaiveDateTime>, RecurrenceError> {
-    let mut all = vec![start.naive()];
+) -> Result<Vec<(NaiveDateTime, Option<Moment>)>, RecurrenceError> {
+    let mut all: Vec<(NaiveDateTime, Option<Moment>)> = vec![(start.naive(), None)];
     for (index, text) in rec.rules.iter().enumerate() {
         if let Some(rule) = prepared_rule(index, text, start)? {
-            all.extend(rule_occurrences(index, &rule, start.naive(), stop)?);
+            all.extend(
+                rule_occurrences(index, &rule, start.naive(), stop)?
+                    .into_iter()
+                    .map(|t| (t, None)),
+            );
         }
     }
-    all.extend(rec.rdates.iter().map(|m| in_series_form(m, start).naive()));
-    all.sort();
-    all.dedup();
+    all.extend(
+        rec.rdates
+            .iter()
+            .map(|m| (in_series_form(m, start).naive(), None)),
+    );
+    all.extend(rec.periods.iter().map(|p| {
+        (
+            in_series_form(&p.start, start).naive(),
+            Some(in_series_form(&p.end, start)),
+        )
+    }));
+    // Periods first among equal starts, so dedup keeps them.
+    all.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| b.1.is_some().cmp(&a.1.is_some()))
+    });
+    all.dedup_by(|later, earlier| later.0 == earlier.0);
     let excluded: Vec<NaiveDateTime> = rec
         .exdates
         .iter()
         .map(|m| in_series_form(m, start).naive())
         .collect();
-    all.retain(|t| !excluded.contains(t));
+    all.retain(|(t, _)| !excluded.contains(t));
+    // EXRULE occurrences go too (up to `stop`, or all of a bounded EXRULE).
+    for (index, text) in rec.exrules.iter().enumerate() {
+        if let Some(rule) = prepared_rule(index, text, start)? {
+            let last = all.last().map(|(t, _)| *t);
+            let until = match (stop, last) {
+                (Some(s), _) => Some(s),
+                (None, l) => l,
+            };
+            let gone: std::collections::BTreeSet<NaiveDateTime> =
+                rule_occurrences(index, &rule, start.naive(), until)?
+                    .into_iter()
+                    .collect();
+            all.retain(|(t, _)| !gone.contains(t));
+        }
+    }
     Ok(all)
 }
 
@@ -297,6 +353,7 @@ fn until_in_frame(until: &PartialDateTime, start: &Moment) -> Option<NaiveDateTi
     let instant = Utc.from_utc_datetime(&(written - offset));
     Some(match start {
         Moment::Zoned(_, tz) => instant.with_timezone(tz).naive_local(),
+        Moment::Defined(_, zone) => zone.local(instant),
         Moment::Utc(_) => instant.naive_utc(),
         // A floating series has no zone to convert into: the time as written.
         Moment::Floating(_) | Moment::Date(_) => written,
@@ -314,7 +371,9 @@ fn rule_occurrences(
     let ical = rule_calendar(rule, dtstart);
     // calcard expands eagerly up to a count, so ask for more until the rule ends or passes
     // `stop`.
-    let mut cap = 512;
+    // Start small: calcard expands eagerly up to the cap, and a yearly rule asked for 512
+    // occurrences computes five centuries. Doubling costs at most twice the final expansion.
+    let mut cap = 32;
     loop {
         let expanded = ical.expand_dates(CalTz::Floating, cap);
         if let Some(error) = expanded.errors.first() {
@@ -359,6 +418,91 @@ fn rule_calendar(rule: &ICalendarRecurrenceRule, dtstart: NaiveDateTime) -> ICal
     }
 }
 
+/// The occurrences of one parsed rule from a floating `dtstart` up to `stop`, for callers
+/// outside series (the onsets of a VTIMEZONE observance). UNTIL must already be floating.
+///
+/// # Errors
+/// [`RecurrenceError`] when calcard refuses the rule or it is too dense.
+pub(crate) fn expand_rule(
+    rule: &ICalendarRecurrenceRule,
+    dtstart: NaiveDateTime,
+    stop: NaiveDateTime,
+) -> Result<Vec<NaiveDateTime>, RecurrenceError> {
+    rule_occurrences(0, rule, dtstart, Some(stop))
+}
+
+/// The starts one rule of a series generates (wall-clock, in DTSTART's frame), up to `stop`
+/// when given (else all: the rule must be bounded).
+///
+/// # Errors
+/// [`RecurrenceError`] when the rule is invalid or too dense.
+pub(crate) fn rule_starts(
+    start: &Moment,
+    text: &str,
+    stop: Option<NaiveDateTime>,
+) -> Result<Vec<NaiveDateTime>, RecurrenceError> {
+    match prepared_rule(0, text, start)? {
+        Some(rule) => rule_occurrences(0, &rule, start.naive(), stop),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The wall-clock starts (DTSTART's frame) of a series' instances up to `stop` inclusive:
+/// what a RECURRENCE-ID must name.
+///
+/// # Errors
+/// [`RecurrenceError`] when a rule is invalid or too dense.
+pub fn instance_starts(
+    start: &Moment,
+    rec: &Recurrence,
+    stop: NaiveDateTime,
+) -> Result<std::collections::BTreeSet<NaiveDateTime>, RecurrenceError> {
+    Ok(occurrence_starts(start, rec, Some(stop))?
+        .into_iter()
+        .map(|(t, _)| t)
+        .filter(|t| *t <= stop)
+        .collect())
+}
+
+/// The instances an EXRULE removes from a series (DTSTART's type and zone), up to `stop` (a
+/// wall-clock time in that frame) when the rule has no end of its own.
+///
+/// # Errors
+/// [`RecurrenceError`] when a rule is invalid or too dense.
+pub fn exrule_dates(
+    start: &Moment,
+    rec: &Recurrence,
+    stop: NaiveDateTime,
+) -> Result<Vec<Moment>, RecurrenceError> {
+    let plain = Recurrence {
+        exrules: Vec::new(),
+        ..rec.clone()
+    };
+    let kept: std::collections::BTreeSet<NaiveDateTime> =
+        occurrence_starts(start, &plain, Some(stop))?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+    let mut out = Vec::new();
+    for (index, text) in rec.exrules.iter().enumerate() {
+        if let Some(rule) = prepared_rule(index, text, start)? {
+            for t in rule_occurrences(index, &rule, start.naive(), Some(stop))? {
+                if kept.contains(&t) {
+                    out.push(in_frame(start, t));
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// A floating calcard date-time (for an UNTIL moved into a frame).
+pub(crate) fn floating_value(t: NaiveDateTime) -> PartialDateTime {
+    floating(t)
+}
+
 /// A floating calcard date-time.
 fn floating(t: NaiveDateTime) -> PartialDateTime {
     PartialDateTime {
@@ -378,17 +522,19 @@ fn floating(t: NaiveDateTime) -> PartialDateTime {
 fn frame_naive(like: &Moment, instant: DateTime<Utc>) -> NaiveDateTime {
     match like {
         Moment::Zoned(_, tz) => instant.with_timezone(tz).naive_local(),
+        Moment::Defined(_, zone) => zone.local(instant),
         _ => instant.naive_utc(),
     }
 }
 
 /// A wall-clock time placed in the type and zone of `like`.
-fn in_frame(like: &Moment, t: NaiveDateTime) -> Moment {
+pub(crate) fn in_frame(like: &Moment, t: NaiveDateTime) -> Moment {
     match like {
         Moment::Date(_) => Moment::Date(t.date()),
         Moment::Utc(_) => Moment::Utc(t),
         Moment::Zoned(_, tz) => Moment::Zoned(t, *tz),
         Moment::Floating(_) => Moment::Floating(t),
+        Moment::Defined(_, zone) => Moment::Defined(t, zone.clone()),
     }
 }
 
@@ -400,6 +546,7 @@ fn add(t: NaiveDateTime, d: TimeDelta) -> NaiveDateTime {
 fn same_frame(a: &Moment, b: &Moment) -> bool {
     match (a, b) {
         (Moment::Zoned(_, x), Moment::Zoned(_, y)) => x == y,
+        (Moment::Defined(_, x), Moment::Defined(_, y)) => x == y,
         _ => std::mem::discriminant(a) == std::mem::discriminant(b),
     }
 }
@@ -437,6 +584,8 @@ mod tests {
             rules: rules.iter().map(|s| s.to_string()).collect(),
             rdates: rdates.iter().map(|s| m(s)).collect(),
             exdates: exdates.iter().map(|s| m(s)).collect(),
+            periods: vec![],
+            exrules: vec![],
         }
     }
 
@@ -682,6 +831,63 @@ mod tests {
             );
             assert_eq!(&got, want, "{name}");
         }
+    }
+
+    #[test]
+    fn periods_keep_their_ends_and_exrules_remove() {
+        let mut r = rec(&["FREQ=DAILY;COUNT=3"], &[], &[]);
+        r.periods = vec![crate::model::Period {
+            start: m("2026-12-10T08:00:00Z"),
+            end: m("2026-12-10T12:30:00Z"),
+        }];
+        let got: Vec<(String, String)> = instances(
+            &m("2026-12-01T10:00:00Z"),
+            &m("2026-12-01T11:00:00Z"),
+            &r,
+            utc(WIDE_FROM),
+            utc(WIDE_TO),
+            100,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.start.to_string(), i.end.to_string()))
+        .collect();
+        assert_eq!(
+            got.last().unwrap(),
+            &(
+                "2026-12-10T08:00:00Z".to_string(),
+                "2026-12-10T12:30:00Z".to_string()
+            )
+        );
+        assert_eq!(got.len(), 4);
+        assert_eq!(
+            series_end(&m("2026-12-01T10:00:00Z"), &m("2026-12-01T11:00:00Z"), &r)
+                .unwrap()
+                .map(|t| t.to_rfc3339()),
+            Some("2026-12-10T12:30:00+00:00".to_string())
+        );
+        let mut r = rec(&["FREQ=WEEKLY;BYDAY=FR;COUNT=6"], &[], &[]);
+        r.exrules = vec!["FREQ=MONTHLY;BYDAY=FR;BYMONTHDAY=13".into()];
+        let got = starts(
+            "2026-11-06T10:00:00Z",
+            "2026-11-06T11:00:00Z",
+            &r,
+            WIDE_FROM,
+            WIDE_TO,
+            100,
+        );
+        assert!(
+            !got.contains(&"2026-11-13T10:00:00Z".to_string()),
+            "{got:?}"
+        );
+        assert_eq!(got.len(), 5);
+        let gone = exrule_dates(
+            &m("2026-11-06T10:00:00Z"),
+            &r,
+            m("2027-01-01T00:00:00Z").naive(),
+        )
+        .unwrap();
+        assert_eq!(gone, vec![m("2026-11-13T10:00:00Z")]);
     }
 
     #[test]

@@ -1,25 +1,67 @@
 //! Cutting meeting join information out of published text.
 //!
-//! A public join link lets strangers into a meeting, so DESIGN.md rule 4 says links to Teams,
-//! Meet, Zoom and Webex never travel, nor the join blocks Outlook and Google wrap around them
-//! (with their meeting ids, passcodes and dial-in numbers). Pure text in, text out.
+//! A public join link lets strangers into a meeting, so DESIGN.md rule 4 and "Trust nothing a
+//! remote says" say join links never travel, in any field that does (title, location,
+//! description, categories), nor the join blocks Outlook and Google wrap around them (with
+//! their meeting ids, passcodes and dial-in numbers), whatever the language of their heading.
+//!
+//! A URL is a join link when its host is a meeting service's (Teams in every cloud, Zoom and
+//! ZoomGov, Meet, Webex, Jitsi, GoTo, BlueJeans, Whereby, Chime, Skype, Live Meeting, Lync),
+//! when its query carries a meeting secret (`pw`, `pwd`, `passcode`, `password`, `pin`), or
+//! when it is a Safe Links wrapper (`*.safelinks.protection.outlook.com/?url=…`) around one.
+//! Pure text in, text out; text that is not a join link stays exactly as written.
 
 use regex::Regex;
 use std::sync::LazyLock;
 
-/// Hosts whose URLs are meeting join links.
-static MEETING_URL: LazyLock<Regex> = LazyLock::new(|| {
+/// Any URL with a scheme (or `www.`), optionally in Outlook's angle brackets, with the list
+/// separator and blanks that may precede it (cut with it from a location or title).
+static ANY_URL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)(?P<sep>\s*[;,]?\s*)<?(?P<url>\b(?:https?://|www\.)[^\s<>"]+)>?"#)
+        .expect("the URL pattern compiles")
+});
+
+/// Join links written without a scheme (`meet.google.com/abc-defg-hij`, `zoom.us/j/123`).
+static BARE_JOIN_URL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?ix)
-        <?\b(?:https?://)?
-        (?:[a-z0-9-]+\.)*
-        (?:teams\.microsoft\.com|teams\.live\.com|meet\.google\.com|zoom\.us|zoomgov\.com
-           |webex\.com|gotomeet\.me|gotomeeting\.com|meet\.lync\.com|dialin\.teams\.microsoft\.com
-           |aka\.ms/JoinTeamsMeeting)
-        (?:[/?\#][^\s<>]*)?>?",
+        (?P<sep>\s*[;,]?\s*)
+        \b(?:[a-z0-9-]+\.)*
+        (?:teams\.microsoft\.com|teams\.live\.com|teams\.cloud\.microsoft|teams\.microsoft\.us
+           |meet\.google\.com|zoom\.us|zoomgov\.com|webex\.com|meet\.jit\.si|jitsi\.net
+           |gotomeet\.me|gotomeeting\.com|bluejeans\.com|whereby\.com|chime\.aws
+           |join\.skype\.com|livemeeting\.com|meet\.lync\.com)
+        (?:[/?\#][^\s<>]*)",
     )
-    .expect("the meeting URL pattern compiles")
+    .expect("the bare join URL pattern compiles")
 });
+
+/// Hosts (and their subdomains) whose URLs are meeting rooms.
+const JOIN_HOSTS: &[&str] = &[
+    "teams.microsoft.com",
+    "teams.live.com",
+    "teams.cloud.microsoft",
+    "teams.microsoft.us",
+    "zoom.us",
+    "zoomgov.com",
+    "meet.google.com",
+    "webex.com",
+    "meet.jit.si",
+    "jitsi.net",
+    "gotomeet.me",
+    "gotomeeting.com",
+    "meet.goto.com",
+    "bluejeans.com",
+    "whereby.com",
+    "chime.aws",
+    "join.skype.com",
+    "meet.skype.com",
+    "livemeeting.com",
+    "meet.lync.com",
+];
+
+/// Query parameters that carry a meeting secret.
+const SECRET_PARAMS: &[&str] = &["pw", "pwd", "passcode", "password", "pin"];
 
 /// Outlook puts a Teams (or Zoom/Webex add-in) block between two lines of underscores.
 static OUTLOOK_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
@@ -31,6 +73,13 @@ static OUTLOOK_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
 static GOOGLE_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?s)-::~[:~]*::-.*?-::~[:~]*::-[^\n]*(?:\r?\n|$)")
         .expect("the Google block pattern compiles")
+});
+
+/// Meeting products named in a block's heading, in any language (product names are not
+/// translated): an Outlook block naming one is a join block.
+static MEETING_WORDS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:microsoft teams|teams|zoom|webex|google meet|jitsi|gotomeeting|goto meeting|bluejeans|whereby|chime|skype|lync|live meeting)\b")
+        .expect("the meeting words pattern compiles")
 });
 
 /// Lines that carry join instructions: meeting ids, passcodes, dial-in numbers, "join via
@@ -56,6 +105,102 @@ static JOIN_LINE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("the join line pattern compiles")
 });
 
+/// Is this URL (with or without scheme) a meeting join link? Safe Links wrappers are judged by
+/// the URL they wrap.
+pub fn is_join_url(url: &str) -> bool {
+    let rest = url
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(url)
+        .trim_start_matches('/');
+    let (authority, path_query) = match rest.find(['/', '?', '#']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let host = authority
+        .rsplit('@')
+        .next()
+        .unwrap_or(authority)
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let query = path_query
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or(q))
+        .unwrap_or("");
+    let params = || {
+        query.split('&').map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k).to_ascii_lowercase(), v)
+        })
+    };
+    if host.ends_with(".safelinks.protection.outlook.com")
+        && let Some((_, wrapped)) = params().find(|(k, _)| k == "url")
+    {
+        return is_join_url(&percent_decode(wrapped));
+    }
+    let is_host = |h: &str| host == h || host.ends_with(&format!(".{h}"));
+    if JOIN_HOSTS.iter().any(|h| is_host(h)) {
+        return true;
+    }
+    if host == "aka.ms"
+        && path_query
+            .to_ascii_lowercase()
+            .starts_with("/jointeamsmeeting")
+    {
+        return true;
+    }
+    params().any(|(k, _)| SECRET_PARAMS.contains(&k.as_str()))
+}
+
+/// `%xx` decoded (invalid sequences kept as written); `+` stays.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The text without its join links; with `separators`, a `;` or `,` before a cut link goes
+/// with it (`Room 4; https://…` → `Room 4`).
+fn cut_links(text: &str, separators: bool) -> String {
+    let keep_sep = |sep: &str| {
+        if separators {
+            String::new()
+        } else {
+            // In running text, keep the blanks (and line break) before the link.
+            sep.chars().filter(|c| c.is_whitespace()).collect()
+        }
+    };
+    let out = ANY_URL.replace_all(text, |caps: &regex::Captures<'_>| {
+        let url = caps["url"].trim_end_matches(['.', ',', ';', ')', '>']);
+        if is_join_url(url) {
+            let rest = &caps["url"][url.len()..];
+            format!("{}{}", keep_sep(&caps["sep"]), rest.trim_start_matches('>'))
+        } else {
+            caps[0].to_string()
+        }
+    });
+    BARE_JOIN_URL
+        .replace_all(&out, |caps: &regex::Captures<'_>| keep_sep(&caps["sep"]))
+        .into_owned()
+}
+
 /// Removes join blocks, join links and join instructions; `None` when nothing is left.
 pub fn scrub_text(text: &str) -> Option<String> {
     let mut out = OUTLOOK_BLOCK
@@ -68,25 +213,47 @@ pub fn scrub_text(text: &str) -> Option<String> {
         })
         .into_owned();
     out = GOOGLE_BLOCK.replace_all(&out, "").into_owned();
-    out = MEETING_URL.replace_all(&out, "").into_owned();
-    out = JOIN_LINE.replace_all(&out, "").into_owned();
+    // Line by line, so that a line that was only a join link goes with it.
+    let mut kept = String::with_capacity(out.len());
+    for line in out.split_inclusive('\n') {
+        let cut = cut_links(line, false);
+        if cut.trim().is_empty() && !line.trim().is_empty() {
+            continue;
+        }
+        kept.push_str(&cut);
+    }
+    out = JOIN_LINE.replace_all(&kept, "").into_owned();
     tidy(&out)
 }
 
-/// A location loses meeting links but keeps its words ("Microsoft Teams Meeting" is harmless).
+/// A location or title loses join links (and the separator before one) but keeps its words
+/// ("Microsoft Teams Meeting" is harmless) and its text exactly, a trailing `,` included.
 pub fn scrub_location(text: &str) -> Option<String> {
-    let out = MEETING_URL.replace_all(text, "");
-    let out = out.trim().trim_matches(|c| c == ';' || c == ',').trim();
-    (!out.is_empty()).then(|| out.to_string())
+    let out = cut_links(text, true);
+    let cut = out.len() != text.len();
+    let out = if cut { out.trim().to_string() } else { out };
+    (!out.trim().is_empty()).then_some(out)
 }
 
+/// Categories lose join links; a category that was only a link goes.
+pub fn scrub_categories(categories: &[String]) -> Vec<String> {
+    categories
+        .iter()
+        .filter_map(|c| scrub_location(c))
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// An Outlook block is a join block when it holds a join link (wrapped or not), names a
+/// meeting product, or carries a join instruction.
 fn is_meeting_block(block: &str) -> bool {
-    let lower = block.to_lowercase();
-    MEETING_URL.is_match(block)
-        || lower.contains("microsoft teams")
-        || lower.contains("zoom meeting")
-        || lower.contains("webex")
-        || lower.contains("join the meeting")
+    let has_join_link = ANY_URL.captures_iter(block).any(|c| is_join_url(&c["url"]))
+        || BARE_JOIN_URL.is_match(block);
+    has_join_link
+        || MEETING_WORDS.is_match(block)
+        || JOIN_LINE.is_match(block)
+        || block.to_lowercase().contains("join the meeting")
 }
 
 /// Trims trailing spaces per line, collapses runs of blank lines, trims the ends.
@@ -154,6 +321,11 @@ One tap mobile\n\
                 "Lecture. Stream:  see you",
             ),
             (
+                "safe links around teams",
+                "Budget.\nJoin: https://eur03.safelinks.protection.outlook.com/?url=https%3A%2F%2Fteams.microsoft.com%2Fl%2Fmeetup-join%2Fx&data=05\nEnd.",
+                "Budget.\nJoin:\nEnd.",
+            ),
+            (
                 "plain",
                 "Bring a cake.\nhttps://example.org/fete",
                 "Bring a cake.\nhttps://example.org/fete",
@@ -187,6 +359,54 @@ One tap mobile\n\
     }
 
     #[test]
+    fn join_urls_by_host_secret_or_wrapper() {
+        let cases = [
+            ("https://teams.microsoft.com/l/meetup-join/x", true),
+            ("https://teams.cloud.microsoft/l/meetup-join/x", true),
+            ("https://gcc.teams.microsoft.us/l/x", true),
+            ("https://dod.teams.microsoft.us/l/x", true),
+            ("https://teams.live.com/meet/93", true),
+            ("https://agency.zoomgov.com/j/1", true),
+            ("https://us02web.zoom.us/j/1", true),
+            ("https://meet.jit.si/Room", true),
+            ("https://team.jitsi.net/Room", true),
+            ("https://www.livemeeting.com/cc/x/join?id=1", true),
+            ("https://join.skype.com/AbC", true),
+            ("https://aka.ms/JoinTeamsMeeting", true),
+            ("https://intranet.example.org/meet?room=7&PassCode=1", true),
+            ("https://example.org/x?a=1&pw=2", true),
+            ("https://example.org/x?a=1&pin", true),
+            (
+                "https://eur03.safelinks.protection.outlook.com/?url=https%3A%2F%2Fmeet.google.com%2Fabc&data=1",
+                true,
+            ),
+            // Not meetings: a wrapped ordinary link, look-alike hosts, a `pin` in a path.
+            (
+                "https://eur03.safelinks.protection.outlook.com/?url=https%3A%2F%2Fexample.org%2Fmap",
+                false,
+            ),
+            ("https://example.org/fete?year=2026", false),
+            ("https://notzoom.us.example.org/", false),
+            ("https://example.org/pin/board", false),
+            (
+                "https://www.microsoft.com/microsoft-teams/download-app",
+                false,
+            ),
+        ];
+        for (url, want) in cases {
+            assert_eq!(is_join_url(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn categories_lose_links() {
+        assert_eq!(
+            scrub_categories(&["Parish".into(), "https://meet.google.com/abc".into()]),
+            vec!["Parish".to_string()]
+        );
+    }
+
+    #[test]
     fn locations_lose_links_only() {
         assert_eq!(
             scrub_location("Microsoft Teams Meeting").unwrap(),
@@ -196,6 +416,15 @@ One tap mobile\n\
         assert_eq!(
             scrub_location("Room 104; https://meet.google.com/abc-defg-hij").unwrap(),
             "Room 104"
+        );
+        // Exactly as written otherwise: a trailing escaped comma stays.
+        assert_eq!(
+            scrub_location("17 Commerce Crescent,Eastgate,").unwrap(),
+            "17 Commerce Crescent,Eastgate,"
+        );
+        assert_eq!(
+            scrub_location("Hall, https://intranet.example.org/meet?passcode=1").unwrap(),
+            "Hall"
         );
     }
 }

@@ -338,6 +338,8 @@ pub fn ends_at(e: &PublicEvent) -> Option<DateTime<Utc>> {
             rules: e.rules.clone(),
             rdates: e.rdates.clone(),
             exdates: e.exdates.clone(),
+            periods: e.periods.clone(),
+            exrules: vec![],
         };
         crate::recurrence::series_end(&e.details.start, &end, &rec).ok()??
     } else {
@@ -396,6 +398,15 @@ fn series_differences(want: &PublicEvent, have: &PublicEvent) -> Vec<&'static st
     }
     if !same_moments(&want.exdates, &have.exdates) {
         out.push("exdate");
+    }
+    let periods = |e: &PublicEvent| -> Vec<Moment> {
+        e.periods
+            .iter()
+            .flat_map(|p| [p.start.clone(), p.end.clone()])
+            .collect()
+    };
+    if !same_moments(&periods(want), &periods(have)) {
+        out.push("rdate period");
     }
     let ids = |e: &PublicEvent| -> Vec<Moment> {
         e.overrides
@@ -672,6 +683,7 @@ mod tests {
             rdates: vec![],
             exdates: vec![],
             overrides: vec![],
+            periods: vec![],
         }
     }
 

@@ -45,6 +45,90 @@ pub(super) struct Block<'a> {
     pub lines: Vec<&'a str>,
 }
 
+/// One property of a component as written: its parameters (names upper-cased, values without
+/// their quotes, a list value as written) and its raw value (not unescaped, not trimmed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RawProperty<'a> {
+    pub params: Vec<(String, &'a str)>,
+    pub value: &'a str,
+    /// A parameter that is not `NAME=value` (an empty one, as in `DTSTART;;VALUE=…`).
+    pub malformed: bool,
+}
+
+impl RawProperty<'_> {
+    /// The value of a parameter, when given once (`None` also when given twice).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        let mut found = self.params.iter().filter(|(n, _)| n == name);
+        match (found.next(), found.next()) {
+            (Some((_, v)), None) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Splits `NAME;P=v;Q="w":value`. With `value_last`, the value starts after the last colon
+/// outside quotes (date and time values never hold one, while Outlook writes TZIDs like
+/// `(UTC+01:00) Amsterdam` unquoted); otherwise after the first.
+pub(super) fn raw_property(line: &str, value_last: bool) -> Option<(&str, RawProperty<'_>)> {
+    let name_end = line.find([';', ':'])?;
+    let name = line[..name_end].trim();
+    let mut quoted = false;
+    let mut colon = None;
+    for (i, c) in line[name_end..].char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ':' if !quoted => {
+                colon = Some(name_end + i);
+                if !value_last {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let colon = colon?;
+    let mut params = Vec::new();
+    let mut malformed = false;
+    let section = &line[name_end..colon];
+    let mut start = 0;
+    let mut quoted = false;
+    let bytes = section.as_bytes();
+    let mut pieces = Vec::new();
+    for (i, b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b';' if !quoted => {
+                pieces.push(&section[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    pieces.push(&section[start..]);
+    // The first piece is what precedes the first ';' (nothing).
+    for piece in pieces.into_iter().skip(1) {
+        match piece.split_once('=') {
+            Some((n, v)) if !n.trim().is_empty() => {
+                let v = v.trim();
+                let v = v
+                    .strip_prefix('"')
+                    .and_then(|x| x.strip_suffix('"'))
+                    .unwrap_or(v);
+                params.push((n.trim().to_ascii_uppercase(), v));
+            }
+            _ => malformed = true,
+        }
+    }
+    Some((
+        name,
+        RawProperty {
+            params,
+            value: &line[colon + 1..],
+            malformed,
+        },
+    ))
+}
+
 impl Block<'_> {
     /// The block as text with CRLF line ends: what calcard parses and what the key of a
     /// VEVENT without UID is hashed from (so CRLF versus LF does not change the key).
@@ -55,6 +139,28 @@ impl Block<'_> {
             s.push_str("\r\n");
         }
         s
+    }
+
+    /// The properties called `name` on the component itself (not on nested components), with
+    /// their parameters; `value_last` as in [`raw_property`].
+    pub fn props(&self, name: &str, value_last: bool) -> Vec<RawProperty<'_>> {
+        let mut depth = 0usize;
+        let mut out = Vec::new();
+        for line in &self.lines {
+            match begin_or_end(line) {
+                Some((true, _)) => depth += 1,
+                Some((false, _)) => depth = depth.saturating_sub(1),
+                None if depth == 1 => {
+                    if let Some((prop, raw)) = raw_property(line, value_last)
+                        && prop.eq_ignore_ascii_case(name)
+                    {
+                        out.push(raw);
+                    }
+                }
+                None => {}
+            }
+        }
+        out
     }
 
     /// The values of the properties called `name` on the component itself (not on nested
@@ -109,23 +215,35 @@ pub(super) fn split_property(line: &str) -> Option<(&str, &str)> {
     None
 }
 
+/// What a calendar holds: its components, and the properties of the VCALENDAR(s) itself.
+#[derive(Debug)]
+pub(super) struct Calendar<'a> {
+    pub blocks: Vec<Block<'a>>,
+    /// Lines directly inside a VCALENDAR (X-WR-TIMEZONE, METHOD, …), in order.
+    pub properties: Vec<&'a str>,
+}
+
 /// Cuts unfolded calendar text into the components found directly inside its VCALENDAR(s).
 ///
 /// # Errors
 /// [`IcalError::NotACalendar`] when there is no `BEGIN:VCALENDAR`; [`IcalError::Truncated`]
 /// when a VCALENDAR is not closed (a feed cut short must never read as a shorter calendar);
-/// [`IcalError::Unparsable`] when components are closed out of order.
-pub(super) fn components(text: &str) -> Result<Vec<Block<'_>>, IcalError> {
+/// [`IcalError::Unbalanced`] when components are closed out of order. Positions are logical
+/// (unfolded) lines, 1-based; [`physical_position`] turns them into the feed's own lines.
+pub(super) fn components(text: &str) -> Result<Calendar<'_>, IcalError> {
     let mut blocks = Vec::new();
+    let mut properties = Vec::new();
     let mut stack: Vec<String> = Vec::new();
     let mut current: Option<Block<'_>> = None;
     let mut seen_calendar = false;
+    let mut last = (1, 1);
 
     for (number, raw) in text.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if line.trim().is_empty() {
             continue;
         }
+        last = (number + 1, line.chars().count() + 1);
         match begin_or_end(line) {
             Some((true, name)) => {
                 if stack.is_empty() {
@@ -153,13 +271,10 @@ pub(super) fn components(text: &str) -> Result<Vec<Block<'_>>, IcalError> {
                     continue;
                 };
                 if pos + 1 != stack.len() {
-                    let open = stack.last().map(String::as_str).unwrap_or_default();
-                    return Err(IcalError::Unparsable(format!(
-                        "END:{} at line {} while {} is open",
-                        short(&name),
-                        number + 1,
-                        short(open)
-                    )));
+                    return Err(IcalError::Unbalanced {
+                        line: number + 1,
+                        column: 1,
+                    });
                 }
                 stack.pop();
                 if let Some(block) = current.as_mut() {
@@ -174,23 +289,40 @@ pub(super) fn components(text: &str) -> Result<Vec<Block<'_>>, IcalError> {
             None => {
                 if let Some(block) = current.as_mut() {
                     block.lines.push(line);
+                } else if stack.len() == 1 {
+                    properties.push(line);
                 }
             }
         }
     }
 
     if !seen_calendar {
-        return Err(IcalError::NotACalendar);
+        return Err(IcalError::NotACalendar { line: 1, column: 1 });
     }
     if !stack.is_empty() {
-        return Err(IcalError::Truncated);
+        return Err(IcalError::Truncated {
+            line: last.0,
+            column: last.1,
+        });
     }
-    Ok(blocks)
+    Ok(Calendar { blocks, properties })
 }
 
-/// A component name for an error message, cut short: it is structure, but from the feed.
-fn short(name: &str) -> String {
-    name.chars().take(32).collect()
+/// The feed's own line (1-based) of a logical line: folded continuation lines count as the
+/// lines they are in the feed.
+pub(super) fn physical_line(bytes: &[u8], logical: usize) -> usize {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut seen = 0;
+    for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if index > 0 && matches!(line.first(), Some(b' ' | b'\t')) {
+            continue;
+        }
+        seen += 1;
+        if seen == logical {
+            return index + 1;
+        }
+    }
+    logical
 }
 
 #[cfg(test)]
@@ -238,7 +370,7 @@ mod tests {
             ("<html>", Some("not an iCalendar")),
             (
                 "BEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VCALENDAR\n",
-                Some("unparsable"),
+                Some("line 3, column 1"),
             ),
         ];
         for (text, expected) in cases {
@@ -256,7 +388,7 @@ mod tests {
     #[test]
     fn raw_values_ignore_nested_components() {
         let text = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nclass:private\nBEGIN:VALARM\nCLASS:PUBLIC\nEND:VALARM\nEND:VEVENT\nEND:VCALENDAR\n";
-        let blocks = components(text).unwrap();
+        let blocks = components(text).unwrap().blocks;
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].kind, "VEVENT");
         assert_eq!(blocks[0].raw_values("CLASS"), vec!["private"]);

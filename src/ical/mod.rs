@@ -1,11 +1,14 @@
 //! iCalendar text: reading feeds and CalDAV resources into the model, writing published
 //! events back out.
 //!
-//! calcard does the iCalendar work (tokenising, TEXT unescaping, TZID resolution including
-//! Windows and `(UTC+01:00) …` names, VTIMEZONE generation, folding and escaping on write);
-//! this module maps between its structures and [`crate::model`], and adds what calcard does
-//! not: unfolding on bytes, refusing truncated feeds, the privacy marking exactly as written,
-//! grouping of series and overrides by UID, and deterministic, streaming output.
+//! calcard does part of the iCalendar work (Windows and `(UTC+01:00) …` zone names, RRULE
+//! parsing and expansion, VTIMEZONE generation for IANA zones, folding and escaping on
+//! write). What must be exact is ours (DESIGN "Reading real calendars"): unfolding on bytes,
+//! refusing truncated feeds with a position and no content, values read by their grammar
+//! (`values`: dates, times, durations, rules, TEXT with its escapes), zones a feed defines
+//! itself (`zones`, [`crate::vzone`]), the privacy marking exactly as written, grouping of
+//! series, overrides and copies of one event by UID, `RANGE=THISANDFUTURE` splits (`split`),
+//! and deterministic, streaming output.
 //!
 //! Nothing here decides what may be published (that is `policy`), and nothing here does I/O
 //! beyond writing to the `Write` it is given.
@@ -13,6 +16,8 @@
 mod lines;
 mod parse;
 mod render;
+mod split;
+mod values;
 mod zones;
 
 pub use parse::{ReadBack, parse_feed, parse_published};
@@ -44,18 +49,14 @@ pub enum SkipReason {
     MissingStart,
     /// A date or time property that does not hold a valid date or time.
     InvalidTime(&'static str),
-    /// A TZID that resolves to no IANA zone, and whose VTIMEZONE (if any) is not one fixed
-    /// offset. Never read as UTC: the time would be wrong.
+    /// A TZID that no IANA zone stands for and the feed does not define (or an
+    /// `X-WR-TIMEZONE` that names no zone, for floating times). Never read as UTC: the time
+    /// would be wrong.
     UnknownTimeZone(String),
-    /// A second master with a UID already seen; the first one is kept.
-    DuplicateUid,
-    /// Two overrides of one series for the same instance: which one holds is unknowable, so
-    /// the series is left out.
-    DuplicateRecurrenceId,
-    /// An RRULE (or EXRULE) calcard cannot read; the series' instances are unknowable.
+    /// An RRULE (or EXRULE) that cannot be read exactly; the series' instances are unknowable.
     InvalidRecurrence,
-    /// An override with `RANGE=THISANDFUTURE`, which the model cannot express; reading it as
-    /// one instance could publish later instances it made private.
+    /// A `RANGE=THISANDFUTURE` override where the series cannot be split exactly (see
+    /// `split`); reading it as one instance could publish later instances it made private.
     ThisAndFuture,
 }
 
@@ -65,23 +66,49 @@ impl fmt::Display for SkipReason {
             SkipReason::MissingStart => f.write_str("no DTSTART"),
             SkipReason::InvalidTime(prop) => write!(f, "invalid {prop}"),
             SkipReason::UnknownTimeZone(tzid) => write!(f, "unknown time zone {tzid:?}"),
-            SkipReason::DuplicateUid => f.write_str("duplicate UID"),
-            SkipReason::DuplicateRecurrenceId => f.write_str("duplicate RECURRENCE-ID"),
             SkipReason::InvalidRecurrence => f.write_str("invalid recurrence rule"),
-            SkipReason::ThisAndFuture => f.write_str("RANGE=THISANDFUTURE override"),
+            SkipReason::ThisAndFuture => {
+                f.write_str("RANGE=THISANDFUTURE override that cannot split its series exactly")
+            }
         }
     }
 }
 
 /// A feed that cannot be read at all. Any of these fails the read: nothing is deleted.
-#[derive(Debug, thiserror::Error)]
+///
+/// Each names where in the feed (line and column of the feed's own lines, 1-based), never
+/// what the feed says there: a feed's bytes may be private and never reach a log.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IcalError {
-    #[error("not an iCalendar feed (no BEGIN:VCALENDAR)")]
-    NotACalendar,
-    #[error("truncated iCalendar feed (no END:VCALENDAR)")]
-    Truncated,
-    #[error("unparsable iCalendar feed: {0}")]
-    Unparsable(String),
+    #[error("not an iCalendar feed (no BEGIN:VCALENDAR) at line {line}, column {column}")]
+    NotACalendar { line: usize, column: usize },
+    #[error("truncated iCalendar feed (no END:VCALENDAR) after line {line}, column {column}")]
+    Truncated { line: usize, column: usize },
+    #[error(
+        "unparsable iCalendar feed: a component ends out of order at line {line}, column {column}"
+    )]
+    Unbalanced { line: usize, column: usize },
+}
+
+impl IcalError {
+    /// The same error with its line counted in the feed's own (folded) lines.
+    pub(crate) fn in_feed(self, bytes: &[u8]) -> IcalError {
+        let at = |line| lines::physical_line(bytes, line);
+        match self {
+            IcalError::NotACalendar { line, column } => IcalError::NotACalendar {
+                line: at(line),
+                column,
+            },
+            IcalError::Truncated { line, column } => IcalError::Truncated {
+                line: at(line),
+                column,
+            },
+            IcalError::Unbalanced { line, column } => IcalError::Unbalanced {
+                line: at(line),
+                column,
+            },
+        }
+    }
 }
 
 /// One item to write: the published event (with its overrides), its DTSTAMP, and the tag
@@ -117,7 +144,7 @@ pub struct VeventIds {
 /// Not a calendar, or cut short.
 pub fn outline(bytes: &[u8]) -> Result<Outline, IcalError> {
     let text = lines::unfold(bytes);
-    let blocks = lines::components(&text)?;
+    let blocks = lines::components(&text)?.blocks;
     let first = |block: &lines::Block<'_>, name: &str| {
         block.raw_values(name).first().map(|v| v.trim().to_string())
     };

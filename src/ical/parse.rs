@@ -1,52 +1,64 @@
 //! Feed text → [`SourceEvent`]s: VEVENTs grouped by UID into a master and its overrides.
 //!
-//! Fail closed: an item that cannot be read faithfully is left out whole and reported in
+//! Fail closed: an item that cannot be read exactly is left out whole and reported in
 //! [`Feed::skipped`] (a series whose override cannot be read is left out with it, since that
-//! override may be what made an instance private). The privacy marking is taken from the raw
-//! text, as written, for `policy` to judge.
+//! override may be what made an instance private). Values are read by their grammar
+//! (`values`), zones as DESIGN decides (`zones`), and the privacy marking is taken from the
+//! raw text, as written, for `policy` to judge.
+//!
+//! What DESIGN decides beyond RFC 5545, here:
+//! - One event held twice (two VEVENTs with one UID and no RECURRENCE-ID, or one
+//!   RECURRENCE-ID twice: an iTIP stream, a feed that appends versions) is one item: the copy
+//!   with the highest SEQUENCE (then the latest DTSTAMP, then the last in the feed) wins, and
+//!   it carries the markings of every copy, so that `policy` publishes it only when every
+//!   copy is public. A copy that cannot be read withholds the item.
+//! - Floating times in a feed that names `X-WR-TIMEZONE` are read in that zone.
+//! - An override with `RANGE=THISANDFUTURE` splits its series there: the instances before it
+//!   stay with the master, it and every later one form a series of their own (shifted as the
+//!   override moved its instance, with its fields).
 
-use super::lines::{self, Block};
-use super::zones::Zones;
+use super::lines::{self, Block, RawProperty};
+use super::values::{self, Time};
+use super::zones::{Zone, Zones};
 use super::{Feed, IcalError, SkipReason, Skipped};
 use crate::hashing::sha256_hex;
 use crate::model::{
-    Details, Marking, Moment, Override, PublicDetails, PublicEvent, PublicOverride, Recurrence,
-    SourceEvent, SourceKey,
+    Details, Marking, Moment, Override, Period, PublicDetails, PublicEvent, PublicOverride,
+    Recurrence, SourceEvent, SourceKey,
 };
-use crate::recurrence::{in_series_form, normalize_rule, validate};
-use calcard::common::PartialDateTime;
-use calcard::icalendar::{
-    ICalendarComponent, ICalendarEntry, ICalendarParameterName, ICalendarParameterValue,
-    ICalendarPeriod, ICalendarProperty, ICalendarValue,
-};
-use calcard::{Entry, Parser};
-use chrono::{NaiveDate, TimeDelta};
+use crate::recurrence::{in_series_form, validate};
+use chrono::{NaiveDateTime, TimeDelta};
 use std::collections::{HashMap, HashSet};
 
 /// Reads a whole feed, or one CalDAV resource (a VCALENDAR with one UID's master and
 /// overrides). Only VEVENTs are read; VTODO, VJOURNAL and VFREEBUSY are ignored.
 ///
 /// Keys: the UID; an override whose master is not in the feed stands alone as
-/// `UID#<recurrence id>` (the [`Moment`] text form); a VEVENT without UID gets `nouid:` and
-/// the SHA-256 of its unfolded text, stable while it is unchanged.
+/// `UID#<recurrence id>` (the [`Moment`] text form); the part of a series from a
+/// `RANGE=THISANDFUTURE` override on is `UID#<recurrence id>/future`; a VEVENT without UID
+/// gets `nouid:` and the SHA-256 of its unfolded text, stable while it is unchanged.
 ///
 /// # Errors
 /// [`IcalError`] when the bytes are not a calendar, are cut short, or nest components wrongly.
 /// Problems of single events are not errors: they land in [`Feed::skipped`].
 pub fn parse_feed(bytes: &[u8]) -> Result<Feed, IcalError> {
     let text = lines::unfold(bytes);
-    let blocks = lines::components(&text)?;
-    let zones = Zones::new(blocks.iter().filter(|b| b.kind == "VTIMEZONE"));
+    let cal = lines::components(&text).map_err(|e| e.in_feed(bytes))?;
+    let zones = Zones::new(cal.blocks.iter().filter(|b| b.kind == "VTIMEZONE"));
+    let ctx = Context {
+        floating: floating_zone(&cal.properties, &zones),
+        zones,
+    };
 
     let mut groups: Vec<Group> = Vec::new();
     let mut by_uid: HashMap<String, usize> = HashMap::new();
-    for block in blocks.iter().filter(|b| b.kind == "VEVENT") {
-        let vevent = read_vevent(block, &zones)?;
+    for (index, block) in cal.blocks.iter().filter(|b| b.kind == "VEVENT").enumerate() {
+        let vevent = read_vevent(block, &ctx, index);
         let id = match &vevent.uid {
             Some(uid) => uid.clone(),
             None => format!("nouid:{}", sha256_hex(block.text().as_bytes())),
         };
-        let index = *by_uid.entry(id.clone()).or_insert_with(|| {
+        let at = *by_uid.entry(id.clone()).or_insert_with(|| {
             groups.push(Group {
                 id,
                 has_uid: vevent.uid.is_some(),
@@ -54,7 +66,7 @@ pub fn parse_feed(bytes: &[u8]) -> Result<Feed, IcalError> {
             });
             groups.len() - 1
         });
-        groups[index].members.push(vevent);
+        groups[at].members.push(vevent);
     }
 
     let mut feed = Feed::default();
@@ -63,6 +75,27 @@ pub fn parse_feed(bytes: &[u8]) -> Result<Feed, IcalError> {
         group.resolve(&mut feed, &mut keys);
     }
     Ok(feed)
+}
+
+/// What reading one VEVENT needs from the rest of the feed.
+struct Context {
+    zones: Zones,
+    /// The zone of floating times (`X-WR-TIMEZONE`): `Err(name)` when the feed names one that
+    /// cannot be resolved, so floating times cannot be read.
+    floating: Option<Result<Zone, String>>,
+}
+
+/// The first `X-WR-TIMEZONE` of the calendar, resolved.
+fn floating_zone(properties: &[&str], zones: &Zones) -> Option<Result<Zone, String>> {
+    let name = properties.iter().find_map(|line| {
+        let (name, raw) = lines::raw_property(line, false)?;
+        name.eq_ignore_ascii_case("X-WR-TIMEZONE")
+            .then(|| values::text(raw.value).trim().to_string())
+    })?;
+    if name.is_empty() {
+        return None;
+    }
+    Some(zones.resolve(&name).ok_or(name))
 }
 
 /// A published item read back from a target: what calsync wrote, or what someone made of it.
@@ -91,7 +124,9 @@ const NEVER_PUBLISHED: &[&str] = &["ATTENDEE", "ORGANIZER", "ATTACH", "CONTACT",
 /// As [`parse_feed`].
 pub fn parse_published(bytes: &[u8]) -> Result<Vec<ReadBack>, IcalError> {
     let text = lines::unfold(bytes);
-    let blocks = lines::components(&text)?;
+    let blocks = lines::components(&text)
+        .map_err(|e| e.in_feed(bytes))?
+        .blocks;
     let mut tags: HashMap<String, String> = HashMap::new();
     let mut stamps: HashMap<String, i64> = HashMap::new();
     let mut foreign: HashMap<String, Vec<String>> = HashMap::new();
@@ -181,6 +216,8 @@ fn to_public(uid: &str, e: &SourceEvent) -> PublicEvent {
     rdates.sort();
     let mut exdates = rec.exdates;
     exdates.sort();
+    let mut periods = rec.periods;
+    periods.sort();
     PublicEvent {
         uid: uid.to_string(),
         details: public_details(&e.main),
@@ -188,6 +225,7 @@ fn to_public(uid: &str, e: &SourceEvent) -> PublicEvent {
         rdates,
         exdates,
         overrides,
+        periods,
     }
 }
 
@@ -204,8 +242,13 @@ struct Vevent {
     /// `None` for a master; the instance it overrides (and whether `RANGE=THISANDFUTURE`).
     recurrence_id: Option<Result<(Moment, bool), SkipReason>>,
     body: Result<Body, SkipReason>,
+    /// For choosing among copies of one event.
+    sequence: i64,
+    dtstamp: Option<NaiveDateTime>,
+    index: usize,
 }
 
+#[derive(Clone)]
 struct Body {
     details: Details,
     recurrence: Option<Recurrence>,
@@ -218,20 +261,18 @@ impl Group {
             .members
             .into_iter()
             .partition(|v| v.recurrence_id.is_none() || !self.has_uid);
-
-        let mut masters = masters.into_iter();
-        let Some(master) = masters.next() else {
+        if masters.is_empty() {
             resolve_orphans(&self.id, overrides, feed, keys);
             return;
-        };
-        for _ in masters {
-            feed.skipped.push(Skipped {
-                key: Some(key.clone()),
-                reason: SkipReason::DuplicateUid,
-            });
         }
-        match build_series(key.clone(), master, overrides) {
-            Ok(event) => push_event(event, feed, keys),
+        let result =
+            one_copy(masters).and_then(|master| build_series(key.clone(), master, overrides));
+        match result {
+            Ok(events) => {
+                for event in events {
+                    push_event(event, feed, keys);
+                }
+            }
             Err(reason) => feed.skipped.push(Skipped {
                 key: Some(key),
                 reason,
@@ -240,63 +281,182 @@ impl Group {
     }
 }
 
-/// A master and its overrides as one item, or the reason the item is left out.
+/// The copies of one event (one VEVENT, or several with one UID and one RECURRENCE-ID) as
+/// one: the winner by SEQUENCE, DTSTAMP and feed order, carrying every copy's marking.
+fn one_copy(mut copies: Vec<Vevent>) -> Result<Vevent, SkipReason> {
+    if copies.len() == 1 {
+        return Ok(copies.remove(0));
+    }
+    let mut bodies = Vec::with_capacity(copies.len());
+    for c in &copies {
+        match &c.body {
+            Ok(b) => bodies.push(b.details.clone()),
+            Err(reason) => return Err(reason.clone()),
+        }
+    }
+    let winner = copies
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, c)| (c.sequence, c.dtstamp, c.index))
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    let mut chosen = copies.swap_remove(winner);
+    if let Ok(body) = chosen.body.as_mut() {
+        body.details.marking = combined_marking(&bodies);
+        body.details.cancelled = bodies.iter().any(|d| d.cancelled);
+    }
+    Ok(chosen)
+}
+
+/// One marking for several copies: theirs when every copy is marked alike or public (absent
+/// or `PUBLIC`); otherwise every written value joined, which `policy` never reads as public.
+fn combined_marking(copies: &[Details]) -> Marking {
+    let classes: Vec<Option<String>> = copies
+        .iter()
+        .map(|d| match &d.marking {
+            Marking::Class(c) => c.clone(),
+            _ => Some(String::new()),
+        })
+        .collect();
+    let public = |c: &Option<String>| {
+        c.as_deref()
+            .is_none_or(|v| v.trim().eq_ignore_ascii_case("PUBLIC"))
+    };
+    if classes.iter().all(|c| *c == classes[0]) || classes.iter().all(public) {
+        return copies
+            .last()
+            .map(|d| d.marking.clone())
+            .unwrap_or(Marking::Class(None));
+    }
+    let mut written: Vec<String> = Vec::new();
+    for c in classes.into_iter().flatten() {
+        if !written.contains(&c) {
+            written.push(c);
+        }
+    }
+    Marking::Class(Some(written.join(",")))
+}
+
+/// A master and its overrides as one item, or as several when a `RANGE=THISANDFUTURE`
+/// override splits it; or the reason the item is left out.
 fn build_series(
     key: SourceKey,
     master: Vevent,
     overrides: Vec<Vevent>,
-) -> Result<SourceEvent, SkipReason> {
+) -> Result<Vec<SourceEvent>, SkipReason> {
+    let master_sequence = master.sequence;
     let body = master.body?;
     let start = body.details.start.clone();
-    let mut out: Vec<Override> = Vec::with_capacity(overrides.len());
+    // Copies of one instance are one override (see `one_copy`).
+    // (instance in the series' form, the wall-clock time as written, THISANDFUTURE, copies)
+    let mut by_instance: Vec<(Moment, NaiveDateTime, bool, Vec<Vevent>)> = Vec::new();
     for o in overrides {
-        let Some(rid) = o.recurrence_id else {
+        let Some(rid) = o.recurrence_id.clone() else {
             continue;
         };
-        let (rid, this_and_future) = rid?;
-        if this_and_future {
-            return Err(SkipReason::ThisAndFuture);
+        let (written, this_and_future) = rid?;
+        let rid = in_series_form(&written, &start);
+        match by_instance.iter_mut().find(|(r, _, _, _)| *r == rid) {
+            Some((_, _, taf, list)) => {
+                *taf |= this_and_future;
+                list.push(o);
+            }
+            None => by_instance.push((rid, written.naive(), this_and_future, vec![o])),
         }
-        let details = o.body?.details;
-        let recurrence_id = in_series_form(&rid, &start);
-        if out.iter().any(|x| x.recurrence_id == recurrence_id) {
-            return Err(SkipReason::DuplicateRecurrenceId);
-        }
-        out.push(Override {
-            recurrence_id,
-            details,
-        });
     }
-    out.sort_by(|a, b| a.recurrence_id.cmp(&b.recurrence_id));
-    Ok(SourceEvent {
+    // An override names an instance of the series. One that names none by its instant but
+    // one by its wall-clock time as written (Google writes a RECURRENCE-ID in another TZID
+    // than the series') is that instance, as recurring-ical-events reads it too. One that
+    // names none at all still stands for itself (its instance was moved before the rule
+    // changed), unless it is a stale version of the series: a rule of its own and a lower
+    // SEQUENCE than the master (recurring-ical-events issue 253).
+    let ids = match &body.recurrence {
+        Some(rec) if !by_instance.is_empty() => {
+            let stop = by_instance
+                .iter()
+                .map(|(r, w, _, _)| r.naive().max(*w))
+                .max()
+                .unwrap_or_else(|| start.naive());
+            Some(
+                crate::recurrence::instance_starts(&start, rec, stop)
+                    .map_err(|_| SkipReason::InvalidRecurrence)?,
+            )
+        }
+        _ => None,
+    };
+    let mut plain: Vec<Override> = Vec::new();
+    let mut futures: Vec<(Moment, Details)> = Vec::new();
+    for (rid, written, this_and_future, copies) in by_instance {
+        let copy = one_copy(copies)?;
+        let stale = copy.sequence < master_sequence;
+        let own = copy.body?;
+        let details = own.details;
+        let rid = match &ids {
+            None => rid,
+            Some(ids) if ids.contains(&rid.naive()) => rid,
+            Some(ids) if ids.contains(&written) => crate::recurrence::in_frame(&start, written),
+            // Later instances it may have made private would be published.
+            Some(_) if this_and_future => return Err(SkipReason::ThisAndFuture),
+            Some(_) if stale && own.recurrence.is_some() => continue,
+            Some(_) => rid,
+        };
+        if plain.iter().any(|o| o.recurrence_id == rid) || futures.iter().any(|(r, _)| *r == rid) {
+            // Two spellings of one instance: which holds is unknowable.
+            return Err(SkipReason::InvalidTime("RECURRENCE-ID"));
+        }
+        if this_and_future && body.recurrence.is_some() {
+            futures.push((rid, details));
+        } else {
+            plain.push(Override {
+                recurrence_id: rid,
+                details,
+            });
+        }
+    }
+    plain.sort_by(|a, b| a.recurrence_id.cmp(&b.recurrence_id));
+    let whole = SourceEvent {
         key,
         main: body.details,
         recurrence: body.recurrence,
-        overrides: out,
-    })
+        overrides: plain,
+    };
+    if futures.is_empty() {
+        return Ok(vec![whole]);
+    }
+    super::split::split_series(whole, futures)
 }
 
-/// Overrides whose master is not in the feed: each is an event of its own.
+/// Overrides whose master is not in the feed: each is an event of its own (copies of one
+/// instance as one). An override names one instance: recurrence properties on it (Lotus
+/// Notes lists a series' later instances as RDATEs of a `THISANDFUTURE` override) do not
+/// make it a series, since the series they belong to is not in the feed.
 fn resolve_orphans(uid: &str, orphans: Vec<Vevent>, feed: &mut Feed, keys: &mut HashSet<String>) {
+    let mut by_instance: Vec<(String, Vec<Vevent>)> = Vec::new();
     for o in orphans {
-        let rid = match o.recurrence_id {
-            Some(Ok((rid, _))) => rid,
+        let rid = match &o.recurrence_id {
+            Some(Ok((rid, _))) => rid.to_string(),
             Some(Err(reason)) => {
                 feed.skipped.push(Skipped {
                     key: Some(SourceKey(uid.to_string())),
-                    reason,
+                    reason: reason.clone(),
                 });
                 continue;
             }
             None => continue,
         };
+        match by_instance.iter_mut().find(|(r, _)| *r == rid) {
+            Some((_, list)) => list.push(o),
+            None => by_instance.push((rid, vec![o])),
+        }
+    }
+    for (rid, copies) in by_instance {
         let key = SourceKey(format!("{uid}#{rid}"));
-        match o.body {
+        match one_copy(copies).and_then(|o| o.body) {
             Ok(body) => push_event(
                 SourceEvent {
                     key,
                     main: body.details,
-                    recurrence: body.recurrence,
+                    recurrence: None,
                     overrides: Vec::new(),
                 },
                 feed,
@@ -310,69 +470,100 @@ fn resolve_orphans(uid: &str, orphans: Vec<Vevent>, feed: &mut Feed, keys: &mut 
     }
 }
 
-/// Adds an event unless its key is taken (two orphans of one instance, two identical
-/// VEVENTs without UID): keys must be unique in a feed.
+/// Adds an event unless its key is taken (two identical VEVENTs without UID: one event):
+/// keys must be unique in a feed.
 fn push_event(event: SourceEvent, feed: &mut Feed, keys: &mut HashSet<String>) {
     if keys.insert(event.key.0.clone()) {
         feed.events.push(event);
-    } else {
-        let reason = if event.key.0.contains('#') {
-            SkipReason::DuplicateRecurrenceId
-        } else {
-            SkipReason::DuplicateUid
-        };
-        feed.skipped.push(Skipped {
-            key: Some(event.key),
-            reason,
-        });
     }
 }
 
-/// Parses one VEVENT block with calcard and maps what the model needs.
-fn read_vevent(block: &Block<'_>, zones: &Zones) -> Result<Vevent, IcalError> {
-    let text = block.text();
-    let comp = match Parser::new(&text).entry() {
-        Entry::ICalendar(mut ical) if !ical.components.is_empty() => ical.components.swap_remove(0),
-        _ => return Err(IcalError::Unparsable("a VEVENT calcard cannot read".into())),
+/// Reads one VEVENT block: what the model needs, by the values' grammar.
+fn read_vevent(block: &Block<'_>, ctx: &Context, index: usize) -> Vevent {
+    let uid = block
+        .props("UID", false)
+        .first()
+        .map(|p| values::text(p.value).trim().to_string())
+        .filter(|u| !u.is_empty());
+    let recurrence_id = match single(block, "RECURRENCE-ID") {
+        Ok(None) => None,
+        Ok(Some(p)) => Some(moment_of(&p, "RECURRENCE-ID", ctx).map(|rid| {
+            let this_and_future = p
+                .param("RANGE")
+                .is_some_and(|r| r.trim().eq_ignore_ascii_case("THISANDFUTURE"));
+            (rid, this_and_future)
+        })),
+        Err(reason) => Some(Err(reason)),
     };
-    let uid = first_text(&comp, &ICalendarProperty::Uid)
-        .filter(|u| !u.trim().is_empty())
-        .map(str::to_string);
-    let recurrence_id = entry(&comp, &ICalendarProperty::RecurrenceId).map(|e| {
-        let rid = moment_of(e, "RECURRENCE-ID", zones)?;
-        let this_and_future = e
-            .parameters(&ICalendarParameterName::Range)
-            .any(|v| matches!(v, ICalendarParameterValue::Bool(true)));
-        Ok((rid, this_and_future))
-    });
     let fallback_start = match &recurrence_id {
         Some(Ok((rid, _))) => Some(rid.clone()),
         _ => None,
     };
-    let body = read_body(&comp, block, zones, fallback_start);
-    Ok(Vevent {
+    let body = read_body(block, ctx, fallback_start);
+    let sequence = block
+        .raw_values("SEQUENCE")
+        .iter()
+        .filter_map(|v| v.trim().parse::<i64>().ok())
+        .max()
+        .unwrap_or(0);
+    let dtstamp = block
+        .raw_values("DTSTAMP")
+        .iter()
+        .filter_map(|v| match values::time(v) {
+            Some(Time::DateTime(t, true)) => Some(t),
+            _ => None,
+        })
+        .max();
+    Vevent {
         uid,
         recurrence_id,
         body,
-    })
+        sequence,
+        dtstamp,
+        index,
+    }
+}
+
+/// The one property `name` (a DTSTART, DTEND, DURATION or RECURRENCE-ID): given twice with
+/// different values, which holds is unknowable and the event is withheld.
+fn single<'a>(
+    block: &'a Block<'a>,
+    name: &'static str,
+) -> Result<Option<RawProperty<'a>>, SkipReason> {
+    let mut all = block.props(name, true).into_iter();
+    let first = all.next();
+    for other in all {
+        if Some(&other) != first.as_ref() {
+            return Err(SkipReason::InvalidTime(name));
+        }
+    }
+    Ok(first)
 }
 
 fn read_body(
-    comp: &ICalendarComponent,
     block: &Block<'_>,
-    zones: &Zones,
+    ctx: &Context,
     fallback_start: Option<Moment>,
 ) -> Result<Body, SkipReason> {
-    let start = match entry(comp, &ICalendarProperty::Dtstart) {
-        Some(e) => moment_of(e, "DTSTART", zones)?,
+    let start = match single(block, "DTSTART")? {
+        Some(p) => moment_of(&p, "DTSTART", ctx)?,
         None => fallback_start.ok_or(SkipReason::MissingStart)?,
     };
-    let end = match (
-        entry(comp, &ICalendarProperty::Dtend),
-        entry(comp, &ICalendarProperty::Duration),
-    ) {
-        (Some(e), _) => Some(moment_of(e, "DTEND", zones)?),
-        (None, Some(e)) => Some(end_after(&start, e)?),
+    let end = match (single(block, "DTEND")?, single(block, "DURATION")?) {
+        // RFC 5545 allows one of them; both are read only when they agree.
+        (Some(e), Some(d)) => {
+            let end = moment_of(&e, "DTEND", ctx)?;
+            let d = values::duration(d.value).ok_or(SkipReason::InvalidTime("DURATION"))?;
+            if end_after(&start, d)? != end {
+                return Err(SkipReason::InvalidTime("DURATION"));
+            }
+            Some(end)
+        }
+        (Some(p), None) => Some(moment_of(&p, "DTEND", ctx)?),
+        (None, Some(p)) => {
+            let d = values::duration(p.value).ok_or(SkipReason::InvalidTime("DURATION"))?;
+            Some(end_after(&start, d)?)
+        }
         (None, None) => None,
     };
 
@@ -387,25 +578,22 @@ fn read_body(
         .iter()
         .any(|s| s.trim().eq_ignore_ascii_case("CANCELLED"));
 
-    let categories = comp
-        .entries
+    let categories = block
+        .props("CATEGORIES", false)
         .iter()
-        .filter(|e| e.name == ICalendarProperty::Categories)
-        .flat_map(|e| e.values.iter())
-        .filter_map(|v| v.as_text())
-        .map(str::trim)
+        .flat_map(|p| values::text_list(p.value))
+        .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty())
-        .map(str::to_string)
         .collect();
 
-    let recurrence = read_recurrence(comp, zones, &start)?;
+    let recurrence = read_recurrence(block, ctx, &start)?;
     Ok(Body {
         details: Details {
             start,
             end,
-            title: non_empty_text(comp, &ICalendarProperty::Summary),
-            location: non_empty_text(comp, &ICalendarProperty::Location),
-            description: non_empty_text(comp, &ICalendarProperty::Description),
+            title: text_of(block, "SUMMARY"),
+            location: text_of(block, "LOCATION"),
+            description: text_of(block, "DESCRIPTION"),
             categories,
             marking,
             cancelled,
@@ -414,151 +602,199 @@ fn read_body(
     })
 }
 
-/// RRULE, RDATE and EXDATE of a master; RDATE/EXDATE put in DTSTART's type and zone.
+/// The first property `name` as TEXT, unescaped exactly; `None` when absent or blank.
+fn text_of(block: &Block<'_>, name: &str) -> Option<String> {
+    block
+        .props(name, false)
+        .first()
+        .map(|p| values::text(p.value))
+        .filter(|t| !t.trim().is_empty())
+}
+
+/// RRULE, EXRULE, RDATE and EXDATE of a master; RDATE/EXDATE put in DTSTART's type and zone.
 fn read_recurrence(
-    comp: &ICalendarComponent,
-    zones: &Zones,
+    block: &Block<'_>,
+    ctx: &Context,
     start: &Moment,
 ) -> Result<Option<Recurrence>, SkipReason> {
     let mut rec = Recurrence::default();
-    for e in &comp.entries {
-        match e.name {
-            ICalendarProperty::Rrule => match e.values.first() {
-                Some(ICalendarValue::RecurrenceRule(rule)) => rec.rules.push(normalize_rule(rule)),
-                _ => return Err(SkipReason::InvalidRecurrence),
-            },
-            // Deprecated (RFC 5545 dropped it) and not in the model: the instances it removes
-            // would be published.
-            ICalendarProperty::Exrule => return Err(SkipReason::InvalidRecurrence),
-            ICalendarProperty::Rdate => {
-                for m in moments_of(e, "RDATE", zones)? {
-                    rec.rdates.push(in_series_form(&m, start));
-                }
+    let mut exrules = Vec::new();
+    for (name, list) in [("RRULE", &mut rec.rules), ("EXRULE", &mut exrules)] {
+        for p in block.props(name, false) {
+            if let Some(rule) = values::rule(p.value).map_err(|_| SkipReason::InvalidRecurrence)? {
+                list.push(rule);
             }
-            ICalendarProperty::Exdate => {
-                for m in moments_of(e, "EXDATE", zones)? {
-                    rec.exdates.push(in_series_form(&m, start));
-                }
-            }
-            _ => {}
         }
     }
-    if rec.rules.is_empty() && rec.rdates.is_empty() && rec.exdates.is_empty() {
+    for p in block.props("RDATE", true) {
+        for value in list_of(&p, "RDATE", ctx, true)? {
+            match value {
+                ListValue::Moment(m) => rec.rdates.push(in_series_form(&m, start)),
+                ListValue::Period(s, e) => {
+                    if start.is_date() {
+                        // A period has times; an all-day series cannot hold one exactly.
+                        return Err(SkipReason::InvalidTime("RDATE"));
+                    }
+                    rec.periods.push(Period {
+                        start: in_series_form(&s, start),
+                        end: e,
+                    })
+                }
+            }
+        }
+    }
+    for p in block.props("EXDATE", true) {
+        for value in list_of(&p, "EXDATE", ctx, false)? {
+            if let ListValue::Moment(m) = value {
+                rec.exdates.push(in_series_form(&m, start));
+            }
+        }
+    }
+    rec.exrules = exrules;
+    if rec == Recurrence::default() {
         return Ok(None);
     }
     validate(start, &rec).map_err(|_| SkipReason::InvalidRecurrence)?;
     Ok(Some(rec))
 }
 
-fn entry<'a>(comp: &'a ICalendarComponent, name: &ICalendarProperty) -> Option<&'a ICalendarEntry> {
-    comp.entries.iter().find(|e| &e.name == name)
+/// One value of an RDATE or EXDATE list.
+enum ListValue {
+    Moment(Moment),
+    /// A period: start and (exclusive) end, both in the property's zone.
+    Period(Moment, Moment),
 }
 
-fn first_text<'a>(comp: &'a ICalendarComponent, name: &ICalendarProperty) -> Option<&'a str> {
-    entry(comp, name)?.values.first()?.as_text()
-}
-
-fn non_empty_text(comp: &ICalendarComponent, name: &ICalendarProperty) -> Option<String> {
-    first_text(comp, name)
-        .filter(|t| !t.trim().is_empty())
-        .map(str::to_string)
-}
-
-/// The TZID parameter of a property. An unquoted TZID holding commas (Outlook's
-/// `(UTC+01:00) Amsterdam, Berlin, …` written without quotes) reaches us split into several
-/// values; joined again it matches the VTIMEZONE's TZID.
-// QUIRK: calcard splits unquoted parameter values at commas.
-fn tzid_of(e: &ICalendarEntry) -> Option<String> {
-    let parts: Vec<&str> = e
-        .parameters(&ICalendarParameterName::Tzid)
-        .filter_map(|v| v.as_text())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(", "))
-}
-
-/// A single date or date-time property as a [`Moment`].
-fn moment_of(e: &ICalendarEntry, prop: &'static str, zones: &Zones) -> Result<Moment, SkipReason> {
-    match e.values.first() {
-        Some(ICalendarValue::PartialDateTime(dt)) => {
-            moment_from(dt, tzid_of(e).as_deref(), prop, zones)
-        }
-        _ => Err(SkipReason::InvalidTime(prop)),
-    }
-}
-
-/// All values of an RDATE/EXDATE property (a PERIOD counts by its start).
-fn moments_of(
-    e: &ICalendarEntry,
+/// All values of an RDATE/EXDATE property; periods only where `periods` (RDATE).
+fn list_of(
+    p: &RawProperty<'_>,
     prop: &'static str,
-    zones: &Zones,
-) -> Result<Vec<Moment>, SkipReason> {
-    let tzid = tzid_of(e);
-    e.values
-        .iter()
-        .map(|v| match v {
-            ICalendarValue::PartialDateTime(dt) => moment_from(dt, tzid.as_deref(), prop, zones),
-            ICalendarValue::Period(
-                ICalendarPeriod::Range { start, .. } | ICalendarPeriod::Duration { start, .. },
-            ) => moment_from(start, tzid.as_deref(), prop, zones),
-            _ => Err(SkipReason::InvalidTime(prop)),
+    ctx: &Context,
+    periods: bool,
+) -> Result<Vec<ListValue>, SkipReason> {
+    let invalid = || SkipReason::InvalidTime(prop);
+    if p.malformed {
+        return Err(invalid());
+    }
+    let value_type = value_type(p)?;
+    let tzid = tzid(p, prop)?;
+    p.value
+        .split(',')
+        .map(|item| {
+            let is_period = item.contains('/');
+            if value_type.as_deref() == Some("PERIOD") || is_period {
+                if !periods || !matches!(value_type.as_deref(), None | Some("PERIOD")) {
+                    return Err(invalid());
+                }
+                let (a, b) = item.split_once('/').ok_or_else(invalid)?;
+                let start = match values::time(a) {
+                    Some(t @ Time::DateTime(..)) => to_moment(t, tzid, ctx)?,
+                    _ => return Err(invalid()),
+                };
+                let end = match values::time(b) {
+                    Some(t @ Time::DateTime(_, utc)) => {
+                        if utc != matches!(start, Moment::Utc(_)) {
+                            return Err(invalid());
+                        }
+                        to_moment(t, tzid, ctx)?
+                    }
+                    Some(Time::Date(_)) => return Err(invalid()),
+                    None => end_after(&start, values::duration(b).ok_or_else(invalid)?)?,
+                };
+                return Ok(ListValue::Period(start, end));
+            }
+            let t = values::time(item).ok_or_else(invalid)?;
+            check_type(value_type.as_deref(), t).ok_or_else(invalid)?;
+            Ok(ListValue::Moment(to_moment(t, tzid, ctx)?))
         })
         .collect()
 }
 
-fn moment_from(
-    dt: &PartialDateTime,
-    tzid: Option<&str>,
-    prop: &'static str,
-    zones: &Zones,
-) -> Result<Moment, SkipReason> {
+/// The VALUE parameter, upper-cased; given twice, the value is unreadable.
+fn value_type(p: &RawProperty<'_>) -> Result<Option<String>, SkipReason> {
+    match p.params.iter().filter(|(n, _)| n == "VALUE").count() {
+        0 => Ok(None),
+        1 => Ok(p.param("VALUE").map(|v| v.trim().to_ascii_uppercase())),
+        _ => Err(SkipReason::InvalidTime("VALUE")),
+    }
+}
+
+/// The TZID parameter as written (an unquoted Outlook TZID keeps its commas); given twice,
+/// the value is unreadable.
+fn tzid<'a>(p: &'a RawProperty<'a>, prop: &'static str) -> Result<Option<&'a str>, SkipReason> {
+    match p.params.iter().filter(|(n, _)| n == "TZID").count() {
+        0 => Ok(None),
+        1 => Ok(p.param("TZID")),
+        _ => Err(SkipReason::InvalidTime(prop)),
+    }
+}
+
+/// A value's form agrees with its VALUE type (none given: the form decides).
+fn check_type(value_type: Option<&str>, t: Time) -> Option<()> {
+    match (value_type, t) {
+        (None, _) | (Some("DATE"), Time::Date(_)) | (Some("DATE-TIME"), Time::DateTime(..)) => {
+            Some(())
+        }
+        _ => None,
+    }
+}
+
+/// A single date or date-time property as a [`Moment`].
+fn moment_of(p: &RawProperty<'_>, prop: &'static str, ctx: &Context) -> Result<Moment, SkipReason> {
     let invalid = || SkipReason::InvalidTime(prop);
-    if !dt.has_time() {
-        let (y, m, d) = (
-            dt.year.ok_or_else(invalid)?,
-            dt.month.ok_or_else(invalid)?,
-            dt.day.ok_or_else(invalid)?,
-        );
-        return NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))
-            .map(Moment::Date)
-            .ok_or_else(invalid);
+    if p.malformed {
+        return Err(invalid());
     }
-    let value = dt.to_date_time().ok_or_else(invalid)?;
-    if let Some(offset) = value.offset {
-        // `Z` (or a numeric offset, which RFC 5545 does not allow but some writers use).
-        return Ok(Moment::Utc(value.date_time - offset));
+    let t = values::time(p.value).ok_or_else(invalid)?;
+    check_type(value_type(p)?.as_deref(), t).ok_or_else(invalid)?;
+    to_moment(t, tzid(p, prop)?, ctx)
+}
+
+/// A value in its zone: a DATE is a date whatever TZID it carries (a zone means nothing to
+/// a day; Google writes `DTSTART;TZID=…:20041225`); `Z` wins over a TZID; a TZID must
+/// resolve; a floating time takes the feed's `X-WR-TIMEZONE` when it names one.
+fn to_moment(t: Time, tzid: Option<&str>, ctx: &Context) -> Result<Moment, SkipReason> {
+    match t {
+        Time::Date(d) => Ok(Moment::Date(d)),
+        Time::DateTime(t, true) => Ok(Moment::Utc(t)),
+        Time::DateTime(t, false) => match tzid {
+            Some(id) => ctx
+                .zones
+                .resolve(id)
+                .map(|zone| in_zone(t, zone))
+                .ok_or_else(|| SkipReason::UnknownTimeZone(id.to_string())),
+            None => match &ctx.floating {
+                None => Ok(Moment::Floating(t)),
+                Some(Ok(zone)) => Ok(in_zone(t, zone.clone())),
+                Some(Err(name)) => Err(SkipReason::UnknownTimeZone(name.clone())),
+            },
+        },
     }
-    match tzid {
-        Some(tzid) => zones
-            .resolve(tzid)
-            .map(|tz| Moment::Zoned(value.date_time, tz))
-            .ok_or_else(|| SkipReason::UnknownTimeZone(tzid.to_string())),
-        None => Ok(Moment::Floating(value.date_time)),
+}
+
+fn in_zone(t: NaiveDateTime, zone: Zone) -> Moment {
+    match zone {
+        Zone::Iana(tz) => Moment::Zoned(t, tz),
+        Zone::Defined(z) => Moment::Defined(t, z),
     }
 }
 
 /// DTSTART + DURATION. For an all-day start the duration is rounded up to whole days.
-fn end_after(start: &Moment, e: &ICalendarEntry) -> Result<Moment, SkipReason> {
-    let invalid = SkipReason::InvalidTime("DURATION");
-    let Some(ICalendarValue::Duration(d)) = e.values.first() else {
-        return Err(invalid);
-    };
-    if d.neg {
-        return Err(invalid);
-    }
-    let secs = TimeDelta::try_seconds(d.as_seconds()).ok_or(invalid.clone())?;
-    let later = |t: &chrono::NaiveDateTime| t.checked_add_signed(secs).ok_or(invalid.clone());
+fn end_after(start: &Moment, d: TimeDelta) -> Result<Moment, SkipReason> {
+    let invalid = || SkipReason::InvalidTime("DURATION");
+    let later = |t: &NaiveDateTime| t.checked_add_signed(d).ok_or_else(invalid);
     Ok(match start {
         Moment::Date(day) => {
-            let days = u64::try_from((secs.num_seconds() + 86_399) / 86_400)
-                .map_err(|_| invalid.clone())?;
+            let days = u64::try_from((d.num_seconds() + 86_399) / 86_400).map_err(|_| invalid())?;
             Moment::Date(
                 day.checked_add_days(chrono::Days::new(days))
-                    .ok_or(invalid)?,
+                    .ok_or_else(invalid)?,
             )
         }
         Moment::Utc(t) => Moment::Utc(later(t)?),
         Moment::Zoned(t, tz) => Moment::Zoned(later(t)?, *tz),
         Moment::Floating(t) => Moment::Floating(later(t)?),
+        Moment::Defined(t, z) => Moment::Defined(later(t)?, z.clone()),
     })
 }
 
@@ -878,11 +1114,28 @@ mod tests {
                 "2026-12-01T10:00:00Z",
                 "-",
             ),
-            // A TZID nothing resolves whose VTIMEZONE is one fixed offset.
+            // A TZID nothing maps: the feed's own VTIMEZONE, under its TZID.
             (
                 "DTSTART;TZID=Custom Plus Two:20261201T100000\r\n",
-                "2026-12-01T10:00:00[Etc/GMT-2]",
+                "2026-12-01T10:00:00[Custom Plus Two]",
                 "-",
+            ),
+            // An IANA name in another letter case.
+            (
+                "DTSTART;TZID=europe/vienna:20261201T100000\r\n",
+                "2026-12-01T10:00:00[Europe/Vienna]",
+                "-",
+            ),
+            // A DATE is a date, whatever TZID it carries; blanks around a value are no value.
+            (
+                "DTSTART;TZID=America/Los_Angeles:20261224\r\nDURATION:PT86400S\r\n",
+                "2026-12-24",
+                "2026-12-25",
+            ),
+            (
+                "DTSTART:20261201T100000Z \r\nDTEND:20261201T110000Z\r\nDURATION:PT1H\r\n",
+                "2026-12-01T10:00:00Z",
+                "2026-12-01T11:00:00Z",
             ),
         ];
         for (props, start, end) in cases {
@@ -921,10 +1174,52 @@ mod tests {
                 "DTSTART;TZID=Mars/Olympus_Mons:20261201T100000\r\nSUMMARY:Secret\r\n",
                 SkipReason::UnknownTimeZone("Mars/Olympus_Mons".into()),
             ),
-            // calcard guesses Etc/GMT-1 from the label; the VTIMEZONE keeps DST, so: unknown.
+            // calcard guesses Etc/GMT-3 from the label; nothing defines it, so: unknown.
             (
-                "DTSTART;TZID=\"(UTC+01:00) Nowhere\":20261201T100000\r\n",
-                SkipReason::UnknownTimeZone("(UTC+01:00) Nowhere".into()),
+                "DTSTART;TZID=\"(UTC+03:00) Elsewhere\":20261201T100000\r\n",
+                SkipReason::UnknownTimeZone("(UTC+03:00) Elsewhere".into()),
+            ),
+            // Date-times that cannot be read exactly.
+            (
+                "DTSTART:19970901T130000Z\r\nDTEND:19970901T1300Z\r\nSUMMARY:Secret\r\n",
+                SkipReason::InvalidTime("DTEND"),
+            ),
+            (
+                "DTSTART;VALUE=DATE-TIME:20031114T170000\r\nDTEND;VALUE=DATE-TIME:20031114T18300\r\n",
+                SkipReason::InvalidTime("DTEND"),
+            ),
+            (
+                "DTSTART;;VALUE=DATE-TIME:20140409T093000\r\n",
+                SkipReason::InvalidTime("DTSTART"),
+            ),
+            (
+                "DTSTART;VALUE=DATE-TIME:20061007\r\n",
+                SkipReason::InvalidTime("DTSTART"),
+            ),
+            (
+                "DTSTART:20140829T080000Z\r\nDTSTART:20140829T100000Z\r\n",
+                SkipReason::InvalidTime("DTSTART"),
+            ),
+            (
+                "DTSTART;VALUE=DATE:20190310\r\nDTEND;VALUE=DATE:20190311\r\nDURATION:PT0S\r\n",
+                SkipReason::InvalidTime("DURATION"),
+            ),
+            (
+                "DTSTART;TZID=:20150826T090000\r\n",
+                SkipReason::UnknownTimeZone(String::new()),
+            ),
+            (
+                "DTSTART:19970101T180000Z\r\nRDATE;VALUE=PERIOD:19970101/19970102\r\n",
+                SkipReason::InvalidTime("RDATE"),
+            ),
+            // Rules that cannot be read exactly are never repaired.
+            (
+                "DTSTART:20261201T100000Z\r\nRRULE:FREQ=DAILY;UNTL=20270101\r\n",
+                SkipReason::InvalidRecurrence,
+            ),
+            (
+                "DTSTART;VALUE=DATE:20231002\r\nRRULE:FREQ=WEEKLY;UNTIL=20240331;COUNT=-1;INTERVAL=4;BYDAY=MO\r\n",
+                SkipReason::InvalidRecurrence,
             ),
             (
                 "DTSTART:20261201T100000Z\r\nRRULE:FREQ=SOMETIMES\r\n",
@@ -935,7 +1230,7 @@ mod tests {
                 SkipReason::InvalidRecurrence,
             ),
             (
-                "DTSTART:20261201T100000Z\r\nRRULE:FREQ=DAILY\r\nEXRULE:FREQ=WEEKLY\r\n",
+                "DTSTART:20261201T100000Z\r\nRRULE:FREQ=DAILY\r\nEXRULE:FREQ=WEEKLY;FOO=1\r\n",
                 SkipReason::InvalidRecurrence,
             ),
             (
@@ -991,21 +1286,6 @@ mod tests {
                 override_of(";TZID=Europe/Berlin:20261210T190000", "DTEND:never\r\n"),
                 SkipReason::InvalidTime("DTEND"),
             ),
-            (
-                override_of(
-                    ";RANGE=THISANDFUTURE;TZID=Europe/Berlin:20261210T190000",
-                    "CLASS:PRIVATE\r\n",
-                ),
-                SkipReason::ThisAndFuture,
-            ),
-            (
-                format!(
-                    "{}{}",
-                    override_of(";TZID=Europe/Berlin:20261210T190000", ""),
-                    override_of(":20261210T180000Z", "CLASS:PRIVATE\r\n")
-                ),
-                SkipReason::DuplicateRecurrenceId,
-            ),
         ];
         for (overrides, reason) in left_out {
             let f = feed(&format!("{MASTER}{overrides}"));
@@ -1022,19 +1302,6 @@ mod tests {
 
     #[test]
     fn keys_for_duplicates_orphans_and_missing_uids() {
-        // Two masters: the first is kept.
-        let twice = MASTER.replace("Choir", "Second");
-        let f = feed(&format!("{MASTER}{twice}"));
-        assert_eq!(f.events.len(), 1);
-        assert_eq!(f.events[0].main.title.as_deref(), Some("Choir"));
-        assert_eq!(
-            f.skipped,
-            vec![Skipped {
-                key: Some(SourceKey("s".into())),
-                reason: SkipReason::DuplicateUid
-            }]
-        );
-
         // An override whose master is not in the feed stands alone.
         let f = feed(&override_of(";TZID=Europe/Berlin:20261210T190000", ""));
         assert_eq!(f.events[0].key.0, "s#2026-12-10T19:00:00[Europe/Berlin]");
@@ -1059,9 +1326,169 @@ mod tests {
             "line ends do not change the key"
         );
         assert_ne!(a.events[0].key, c.events[0].key);
+        // Two identical VEVENTs without UID are one event.
         let two = feed(&format!("{nouid}{nouid}"));
         assert_eq!(two.events.len(), 1);
-        assert_eq!(two.skipped[0].reason, SkipReason::DuplicateUid);
+        assert_eq!(two.skipped, vec![]);
+    }
+
+    #[test]
+    fn copies_of_one_event_are_one_item_marked_by_every_copy() {
+        use crate::policy::{Visibility, is_public};
+        let copy = |seq: &str, stamp: &str, class: &str, title: &str| {
+            format!(
+                "BEGIN:VEVENT\r\nUID:d\r\nSEQUENCE:{seq}\r\nDTSTAMP:{stamp}\r\nDTSTART:20261201T100000Z\r\n{class}SUMMARY:{title}\r\nEND:VEVENT\r\n"
+            )
+        };
+        // (copies, title that wins, published as public)
+        let cases = [
+            (
+                vec![
+                    copy("0", "20261101T000000Z", "CLASS:PUBLIC\r\n", "A"),
+                    copy("1", "20261101T000000Z", "CLASS:PRIVATE\r\n", "B"),
+                ],
+                "B",
+                false,
+            ),
+            (
+                vec![
+                    copy("1", "20261101T000000Z", "CLASS:PRIVATE\r\n", "A"),
+                    copy("0", "20261101T000000Z", "", "B"),
+                ],
+                "A",
+                false,
+            ),
+            (
+                vec![
+                    copy("1", "20261101T000000Z", "", "A"),
+                    copy("1", "20261102T000000Z", "CLASS:PUBLIC\r\n", "B"),
+                ],
+                "B",
+                true,
+            ),
+            (
+                vec![
+                    copy("1", "20261102T000000Z", "", "A"),
+                    copy("1", "20261102T000000Z", "", "B"),
+                ],
+                "B",
+                true,
+            ),
+            (
+                vec![
+                    copy("3", "20261101T000000Z", "", "A"),
+                    copy("1", "20261109T000000Z", "STATUS:CANCELLED\r\n", "B"),
+                ],
+                "A",
+                false,
+            ),
+        ];
+        for (copies, title, public) in cases {
+            let f = feed(&copies.concat());
+            assert_eq!(f.events.len(), 1);
+            assert_eq!(f.skipped, vec![]);
+            let main = &f.events[0].main;
+            assert_eq!(main.title.as_deref(), Some(title));
+            assert_eq!(
+                is_public(&main.marking, Visibility::Private) && !main.cancelled,
+                public,
+                "{copies:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn thisandfuture_splits_the_series_where_it_applies() {
+        let f = feed(
+            "BEGIN:VEVENT\r\nUID:t\r\nDTSTART:20261201T120000Z\r\nDTEND:20261201T140000Z\r\nRRULE:FREQ=DAILY;INTERVAL=2;UNTIL=20261220T120000Z\r\nRDATE:20261210T090000Z\r\nEXDATE:20261213T120000Z\r\nSUMMARY:Original\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:t\r\nRECURRENCE-ID;RANGE=THISANDFUTURE:20261209T120000Z\r\nDTSTART:20261209T150000Z\r\nDTEND:20261209T160000Z\r\nSUMMARY:Later\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:t\r\nRECURRENCE-ID:20261211T120000Z\r\nDTSTART:20261211T170000Z\r\nSUMMARY:Single\r\nEND:VEVENT\r\n",
+        );
+        assert_eq!(f.skipped, vec![]);
+        let shown: Vec<String> = f
+            .events
+            .iter()
+            .map(|e| {
+                let rec = e.recurrence.clone().unwrap_or_default();
+                format!(
+                    "{} {} {} {:?} rdate {:?} exdate {:?} overrides {:?}",
+                    e.key,
+                    e.main.start,
+                    e.main.title.as_deref().unwrap_or(""),
+                    rec.rules,
+                    rec.rdates.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+                    rec.exdates
+                        .iter()
+                        .map(|m| m.to_string())
+                        .collect::<Vec<_>>(),
+                    e.overrides
+                        .iter()
+                        .map(|o| o.recurrence_id.to_string())
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                "t 2026-12-01T12:00:00Z Original [\"FREQ=DAILY;UNTIL=20261207T120000Z;INTERVAL=2\"] rdate [] exdate [] overrides []",
+                // Moved by +3 h: the rule, the RDATE, the EXDATE and the single override with it.
+                "t#2026-12-09T12:00:00Z/future 2026-12-09T15:00:00Z Later [\"FREQ=DAILY;UNTIL=20261219T150000Z;INTERVAL=2\"] rdate [\"2026-12-10T12:00:00Z\"] exdate [\"2026-12-13T15:00:00Z\"] overrides [\"2026-12-11T15:00:00Z\"]",
+            ]
+        );
+        // A moved part whose rule depends on the day cannot be split exactly: withheld.
+        let f = feed(
+            "BEGIN:VEVENT\r\nUID:w\r\nDTSTART:20261201T120000Z\r\nRRULE:FREQ=WEEKLY;BYDAY=TU,TH\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:w\r\nRECURRENCE-ID;RANGE=THISANDFUTURE:20261208T120000Z\r\nDTSTART:20261209T120000Z\r\nEND:VEVENT\r\n",
+        );
+        assert!(f.events.is_empty());
+        assert_eq!(f.skipped[0].reason, SkipReason::ThisAndFuture);
+    }
+
+    #[test]
+    fn floating_times_take_the_x_wr_timezone() {
+        let calendar = |wr: &str| {
+            parse_feed(
+                format!(
+                    "BEGIN:VCALENDAR\r\n{wr}BEGIN:VEVENT\r\nUID:x\r\nDTSTART:20261201T100000\r\nDTEND:20261201T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        let f = calendar("X-WR-TIMEZONE:Europe/Vienna\r\n");
+        assert_eq!(
+            f.events[0].main.start.to_string(),
+            "2026-12-01T10:00:00[Europe/Vienna]"
+        );
+        assert_eq!(
+            f.events[0].main.end.as_ref().unwrap().to_string(),
+            "2026-12-01T10:00:00Z"
+        );
+        assert_eq!(
+            calendar("").events[0].main.start.to_string(),
+            "2026-12-01T10:00:00"
+        );
+        let f = calendar("X-WR-TIMEZONE:Mars/Base\r\n");
+        assert_eq!(
+            f.skipped[0].reason,
+            SkipReason::UnknownTimeZone("Mars/Base".into())
+        );
+    }
+
+    #[test]
+    fn empty_rules_are_none_and_exrules_are_kept() {
+        let f = feed(
+            "BEGIN:VEVENT\r\nUID:e\r\nDTSTART;VALUE=DATE:20261225\r\nRRULE:\r\nEND:VEVENT\r\n",
+        );
+        assert_eq!(f.events[0].recurrence, None);
+        let f = feed(
+            "BEGIN:VEVENT\r\nUID:e\r\nDTSTART:20261201T100000Z\r\nRRULE:FREQ=DAILY\r\nEXRULE:FREQ=WEEKLY\r\nEND:VEVENT\r\n",
+        );
+        assert_eq!(
+            f.events[0].recurrence.as_ref().unwrap().exrules,
+            vec!["FREQ=WEEKLY"]
+        );
     }
 
     #[test]
@@ -1083,10 +1510,15 @@ mod tests {
         );
         assert_eq!(
             text(&rec.rdates),
-            vec![
-                "2026-12-24T10:00:00[Europe/Berlin]",
-                "2026-12-25T10:00:00[Europe/Berlin]"
-            ]
+            vec!["2026-12-24T10:00:00[Europe/Berlin]"]
+        );
+        // A period keeps its own end.
+        assert_eq!(
+            rec.periods
+                .iter()
+                .map(|p| format!("{}/{}", p.start, p.end))
+                .collect::<Vec<_>>(),
+            vec!["2026-12-25T10:00:00[Europe/Berlin]/2026-12-25T10:00:00Z"]
         );
     }
 

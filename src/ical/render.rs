@@ -8,13 +8,13 @@
 //! DTSTAMP is used, so equal input renders byte-identical.
 
 use super::Published;
-use crate::model::{Moment, PublicDetails, PublicEvent};
+use crate::model::{Moment, Period, PublicDetails, PublicEvent};
 use crate::recurrence::{normalize_rule, parse_rule};
 use calcard::common::PartialDateTime;
 use calcard::icalendar::{
     ICalendar, ICalendarClassification, ICalendarComponent, ICalendarComponentType, ICalendarEntry,
-    ICalendarParameter, ICalendarParameterName, ICalendarParameterValue, ICalendarProperty,
-    ICalendarValue, ICalendarValueType,
+    ICalendarParameter, ICalendarParameterName, ICalendarParameterValue, ICalendarPeriod,
+    ICalendarProperty, ICalendarValue, ICalendarValueType,
 };
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use std::collections::BTreeMap;
@@ -27,19 +27,12 @@ const ZONE_SPAN: (i64, i64) = (0, 4_102_444_800);
 
 /// The IANA zones an event uses (start, end, RDATE, EXDATE, overrides), sorted by name: what
 /// a caller collects in a first pass to give [`render_calendar`].
+///
+/// Zones the source defined itself are not among them: the writer puts each one's VTIMEZONE
+/// before the first item that uses it (see [`CalendarWriter::item`]).
 pub fn zones_of(event: &PublicEvent) -> Vec<chrono_tz::Tz> {
-    fn details(d: &PublicDetails) -> impl Iterator<Item = &Moment> {
-        std::iter::once(&d.start).chain(d.end.as_ref())
-    }
-    let mut moments: Vec<&Moment> = details(&event.details).collect();
-    moments.extend(&event.rdates);
-    moments.extend(&event.exdates);
-    for o in &event.overrides {
-        moments.push(&o.recurrence_id);
-        moments.extend(details(&o.details));
-    }
     let mut zones: BTreeMap<&'static str, chrono_tz::Tz> = BTreeMap::new();
-    for m in moments {
+    for m in event.moments() {
         if let Moment::Zoned(_, tz) = m {
             zones.insert(tz.name(), *tz);
         }
@@ -77,6 +70,8 @@ pub fn render_calendar<W: io::Write>(
 pub struct CalendarWriter<'w, W: io::Write> {
     out: &'w mut W,
     zones: BTreeMap<&'static str, chrono_tz::Tz>,
+    /// The defined zones written so far, by TZID.
+    defined: BTreeMap<String, std::sync::Arc<crate::vzone::DefinedZone>>,
     text: String,
 }
 
@@ -92,14 +87,22 @@ impl<'w, W: io::Write> CalendarWriter<'w, W> {
         write_header(&mut text, name);
         write_timezones(&mut text, zones.values().copied());
         out.write_all(text.as_bytes())?;
-        Ok(CalendarWriter { out, zones, text })
+        Ok(CalendarWriter {
+            out,
+            zones,
+            defined: BTreeMap::new(),
+            text,
+        })
     }
 
-    /// Writes one item (master and overrides).
+    /// Writes one item (master and overrides), preceded by the VTIMEZONE of each zone the
+    /// source defined that it is the first to use (so a reader that resolves TZIDs as it goes
+    /// has the definition before the use).
     ///
     /// # Errors
-    /// The writer's errors; [`io::ErrorKind::InvalidInput`] for an item using a zone not
-    /// given to `new`, or holding an invalid rule.
+    /// The writer's errors; [`io::ErrorKind::InvalidInput`] for an item using an IANA zone
+    /// not given to `new`, a defined zone whose TZID an earlier item defined differently, or
+    /// an invalid rule.
     pub fn item(&mut self, item: &Published) -> io::Result<()> {
         if let Some(missing) = zones_of(&item.event)
             .into_iter()
@@ -112,6 +115,22 @@ impl<'w, W: io::Write> CalendarWriter<'w, W> {
             )));
         }
         self.text.clear();
+        for zone in item.event.defined_zones() {
+            match self.defined.get(zone.tzid()) {
+                Some(known) if *known == zone => {}
+                Some(_) => {
+                    return Err(invalid(format!(
+                        "event {} defines time zone {:?} unlike an earlier event",
+                        item.event.uid,
+                        zone.tzid()
+                    )));
+                }
+                None => {
+                    write_folded(&mut self.text, &zone.vtimezone());
+                    self.defined.insert(zone.tzid().to_string(), zone);
+                }
+            }
+        }
         write_item(&mut self.text, item)?;
         self.out.write_all(self.text.as_bytes())
     }
@@ -134,6 +153,9 @@ pub fn render_resource(item: &Published) -> io::Result<String> {
     let mut text = String::new();
     write_header(&mut text, None);
     write_timezones(&mut text, zones_of(&item.event).into_iter());
+    for zone in item.event.defined_zones() {
+        write_folded(&mut text, &zone.vtimezone());
+    }
     write_item(&mut text, item)?;
     text.push_str("END:VCALENDAR\r\n");
     Ok(text)
@@ -192,6 +214,23 @@ fn write_component(out: &mut String, ical: &ICalendar, id: u32) {
     let _ = write!(out, "END:{name}\r\n");
 }
 
+/// Unfolded CRLF lines, folded at 75 octets without splitting a character.
+fn write_folded(out: &mut String, text: &str) {
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        let mut width = 0;
+        for c in line.chars() {
+            let len = c.len_utf8();
+            if width + len > 75 {
+                out.push_str("\r\n ");
+                width = 1;
+            }
+            out.push(c);
+            width += len;
+        }
+        out.push_str("\r\n");
+    }
+}
+
 fn write_entry(out: &mut String, e: ICalendarEntry) {
     // Writing to a String cannot fail.
     let _ = e.write_to(out);
@@ -216,6 +255,9 @@ fn write_item(out: &mut String, item: &Published) -> io::Result<()> {
         );
     }
     for e in moment_list(ICalendarProperty::Rdate, &event.rdates) {
+        write_entry(out, e);
+    }
+    for e in period_list(&event.periods) {
         write_entry(out, e);
     }
     for e in moment_list(ICalendarProperty::Exdate, &event.exdates) {
@@ -309,15 +351,6 @@ fn moment_entry(prop: ICalendarProperty, m: &Moment) -> ICalendarEntry {
 /// RDATE/EXDATE: one property per type and zone (a property has one VALUE and one TZID),
 /// values in the order given.
 fn moment_list(prop: ICalendarProperty, list: &[Moment]) -> Vec<ICalendarEntry> {
-    // Grouped by the moment's kind and zone: UTC and floating values have equal parameters.
-    fn frame(m: &Moment) -> (u8, &'static str) {
-        match m {
-            Moment::Date(_) => (0, ""),
-            Moment::Utc(_) => (1, ""),
-            Moment::Zoned(_, tz) => (2, tz.name()),
-            Moment::Floating(_) => (3, ""),
-        }
-    }
     let mut frames: Vec<(u8, &str)> = Vec::new();
     for m in list {
         if !frames.contains(&frame(m)) {
@@ -335,6 +368,54 @@ fn moment_list(prop: ICalendarProperty, list: &[Moment]) -> Vec<ICalendarEntry> 
                 .collect();
             Some(
                 ICalendarEntry::new(prop.clone())
+                    .with_params(params)
+                    .with_values(values),
+            )
+        })
+        .collect()
+}
+
+/// A moment's kind and zone: values of one RDATE/EXDATE property share them.
+fn frame(m: &Moment) -> (u8, &str) {
+    match m {
+        Moment::Date(_) => (0, ""),
+        Moment::Utc(_) => (1, ""),
+        Moment::Zoned(_, tz) => (2, tz.name()),
+        Moment::Floating(_) => (3, ""),
+        Moment::Defined(_, zone) => (4, zone.tzid()),
+    }
+}
+
+/// `RDATE;VALUE=PERIOD`: one property per frame of the starts, each `start/end` with the end
+/// in the start's frame (a property has one TZID for both).
+fn period_list(list: &[Period]) -> Vec<ICalendarEntry> {
+    let mut frames: Vec<(u8, &str)> = Vec::new();
+    for p in list {
+        if !frames.contains(&frame(&p.start)) {
+            frames.push(frame(&p.start));
+        }
+    }
+    frames
+        .into_iter()
+        .filter_map(|f| {
+            let members: Vec<&Period> = list.iter().filter(|p| frame(&p.start) == f).collect();
+            let (mut params, _) = moment_parts(&members.first()?.start);
+            params.push(ICalendarParameter::new(
+                ICalendarParameterName::Value,
+                ICalendarParameterValue::Value(ICalendarValueType::Period),
+            ));
+            let values = members
+                .iter()
+                .map(|p| {
+                    let end = crate::recurrence::in_series_form(&p.end, &p.start);
+                    ICalendarValue::Period(ICalendarPeriod::Range {
+                        start: moment_parts(&p.start).1,
+                        end: moment_parts(&end).1,
+                    })
+                })
+                .collect();
+            Some(
+                ICalendarEntry::new(ICalendarProperty::Rdate)
                     .with_params(params)
                     .with_values(values),
             )
@@ -365,6 +446,13 @@ fn moment_parts(m: &Moment) -> (Vec<ICalendarParameter>, PartialDateTime) {
             date_time_value(*t),
         ),
         Moment::Floating(t) => (Vec::new(), date_time_value(*t)),
+        Moment::Defined(t, zone) => (
+            vec![ICalendarParameter::new(
+                ICalendarParameterName::Tzid,
+                ICalendarParameterValue::Text(zone.tzid().to_string()),
+            )],
+            date_time_value(*t),
+        ),
     }
 }
 
@@ -421,6 +509,7 @@ mod tests {
                 rules: rec.rules,
                 rdates: rec.rdates,
                 exdates: rec.exdates,
+                periods: rec.periods,
                 overrides: e
                     .overrides
                     .iter()
@@ -694,6 +783,37 @@ mod tests {
             let err = render_resource(&item).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         }
+    }
+
+    #[test]
+    fn defined_zones_precede_their_first_use_once_and_periods_keep_their_ends() {
+        const FEED: &[u8] = b"BEGIN:VCALENDAR\r\nBEGIN:VTIMEZONE\r\nTZID:(GMT-03:00)\r\nBEGIN:STANDARD\r\nDTSTART:16010101T230000\r\nTZOFFSETFROM:-0200\r\nTZOFFSETTO:-0300\r\nRRULE:FREQ=YEARLY;BYMONTH=2;BYDAY=3SU\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:16010101T230000\r\nTZOFFSETFROM:-0300\r\nTZOFFSETTO:-0200\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=4SU\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n\
+BEGIN:VEVENT\r\nUID:a\r\nDTSTART;TZID=\"(GMT-03:00)\":20160518T123000\r\nRDATE;TZID=\"(GMT-03:00)\";VALUE=PERIOD:20160601T090000/20160601T170000\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:b\r\nDTSTART;TZID=\"(GMT-03:00)\":20160519T123000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let items = items(FEED);
+        let text = render(&items, None);
+        assert_wire_format(&text);
+        assert_eq!(text.matches("BEGIN:VTIMEZONE").count(), 1, "{text}");
+        assert!(text.find("TZID:(GMT-03:00)").unwrap() < text.find("BEGIN:VEVENT").unwrap());
+        for want in [
+            "DTSTART;TZID=\"(GMT-03:00)\":20160518T123000\r\n",
+            "RDATE;TZID=\"(GMT-03:00)\";VALUE=PERIOD:20160601T090000/20160601T170000\r\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        // Read back: the same zone, the same instants.
+        let back = parse_feed(text.as_bytes()).unwrap();
+        assert_eq!(back.skipped, vec![]);
+        assert_eq!(
+            back.events[0].main.start,
+            parse_feed(FEED).unwrap().events[0].main.start
+        );
+        assert_eq!(
+            back.events[0].main.start.to_utc().to_rfc3339(),
+            "2016-05-18T15:30:00+00:00"
+        );
+        let resource = render_resource(&items[0]).unwrap();
+        assert_eq!(resource.matches("BEGIN:VTIMEZONE").count(), 1);
     }
 
     #[test]

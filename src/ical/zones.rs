@@ -1,35 +1,50 @@
-//! TZID → IANA zone, for the TZIDs one feed uses.
+//! TZID → time zone, for the TZIDs one feed uses (DESIGN "Reading real calendars").
 //!
-//! calcard resolves names (IANA, Windows `W. Europe Standard Time`, `(UTC+01:00) Amsterdam, …`
-//! display names, `/mozilla.org/…/Europe/Berlin`) and VTIMEZONEs (by TZID, X-LIC-LOCATION,
-//! X-MICROSOFT-CDO-TZID). Two checks are ours, because a wrong zone publishes a wrong time:
-//! calcard reads an unknown `(UTC+01:00) Somewhere` label as the fixed zone `Etc/GMT-1`, which
-//! is an hour off all summer if that place keeps DST, so such a fixed guess is accepted only
-//! when the feed's VTIMEZONE (or the label) agrees on the offset; and a TZID nothing resolves
-//! is accepted only when its VTIMEZONE is one fixed whole-hour offset (as `Etc/GMT±N`).
+//! A TZID is mapped to an IANA zone when it names one (in any letter case), a Windows zone,
+//! an `X-LIC-LOCATION` (or Exchange's `X-MICROSOFT-CDO-TZID`) of its VTIMEZONE, a globally
+//! unique path (`/mozilla.org/…/Europe/Paris`, `/freeassociation.sourceforge.net/…`) or an
+//! Outlook "(UTC±hh:mm) City" label (accents and all: `(UTC-03:00) Brasília`); calcard knows
+//! the Windows names and labels. Otherwise the feed's own VTIMEZONE is used as written, as a
+//! [`DefinedZone`]. A TZID neither mappable nor defined resolves to nothing and its events
+//! are withheld: never read as UTC, and never as the fixed offset calcard guesses from an
+//! unknown label (`(UTC+01:00) Somewhere` may well keep DST).
 
 use super::lines::Block;
+use crate::vzone::DefinedZone;
 use calcard::common::timezone::Tz as CalTz;
+use calcard::icalendar::ICalendar;
 use calcard::icalendar::timezone::TzResolver;
-use calcard::icalendar::{ICalendar, ICalendarComponentType, ICalendarProperty, ICalendarValue};
 use calcard::{Entry, Parser};
-use chrono::{Offset, TimeZone};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
+
+/// What a TZID stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Zone {
+    Iana(chrono_tz::Tz),
+    Defined(Arc<DefinedZone>),
+}
 
 /// The zones of one feed.
 pub(super) struct Zones {
     resolver: TzResolver<String>,
-    /// The UTC offsets (seconds) each VTIMEZONE of the feed observes, by TZID.
-    offsets: HashMap<String, BTreeSet<i32>>,
+    /// The feed's own definitions, by TZID (the first VTIMEZONE of a TZID counts).
+    defined: HashMap<String, Arc<DefinedZone>>,
 }
 
 impl Zones {
     /// Reads the feed's VTIMEZONE blocks.
     pub fn new<'a>(timezones: impl Iterator<Item = &'a Block<'a>>) -> Zones {
         let mut text = String::from("BEGIN:VCALENDAR\r\n");
+        let mut defined = HashMap::new();
         for block in timezones {
             text.push_str(&block.text());
+            if let Ok(zone) = DefinedZone::parse(&block.lines) {
+                defined
+                    .entry(zone.tzid().to_string())
+                    .or_insert_with(|| Arc::new(zone));
+            }
         }
         text.push_str("END:VCALENDAR\r\n");
         let ical = match Parser::new(&text).entry() {
@@ -38,129 +53,80 @@ impl Zones {
         };
         Zones {
             resolver: ical.build_owned_tz_resolver(),
-            offsets: observed_offsets(&ical),
+            defined,
         }
     }
 
-    /// The IANA zone a TZID stands for, or `None` when it cannot be told safely.
-    pub fn resolve(&self, tzid: &str) -> Option<chrono_tz::Tz> {
-        let guess = match self.resolver.resolve(tzid) {
-            Some(CalTz::Tz(tz)) => Some(tz),
-            Some(CalTz::Fixed(offset)) => etc_zone(offset.local_minus_utc()),
-            Some(CalTz::Floating) | None => None,
-        };
-        match guess {
-            Some(tz) if chrono_tz::Tz::from_str(tzid).is_ok() => Some(tz),
-            Some(tz) => match fixed_offset(tz) {
-                // A fixed zone guessed from a label: only when nothing contradicts it.
-                Some(offset) => {
-                    let agrees = match self.offsets.get(tzid) {
-                        Some(observed) => observed.iter().all(|o| *o == offset),
-                        None => label_offset(tzid).is_none_or(|o| o == offset),
-                    };
-                    agrees.then_some(tz)
-                }
-                None => Some(tz),
-            },
-            None => match self.offsets.get(tzid) {
-                Some(observed) if observed.len() == 1 => {
-                    observed.first().and_then(|o| etc_zone(*o))
-                }
-                _ => None,
-            },
+    /// The zone a TZID stands for, or `None` when it cannot be told exactly.
+    pub fn resolve(&self, tzid: &str) -> Option<Zone> {
+        if let Some(tz) = iana(tzid).or_else(|| unique_path(tzid)) {
+            return Some(Zone::Iana(tz));
         }
+        let named = |name: &str| match self.resolver.resolve(name) {
+            Some(CalTz::Tz(tz)) if !is_fixed(tz) => Some(tz),
+            _ => None,
+        };
+        if let Some(tz) = named(tzid).or_else(|| named(&fold_accents(tzid))) {
+            return Some(Zone::Iana(tz));
+        }
+        self.defined.get(tzid).cloned().map(Zone::Defined)
     }
 }
 
-/// TZOFFSETFROM/TZOFFSETTO values of each VTIMEZONE's observances.
-fn observed_offsets(ical: &ICalendar) -> HashMap<String, BTreeSet<i32>> {
-    let mut out = HashMap::new();
-    for tz in ical.timezones() {
-        let Some(tzid) = tz
-            .entries
+/// An IANA name, in any letter case (`Europe/lisbon`).
+fn iana(name: &str) -> Option<chrono_tz::Tz> {
+    let name = name.trim();
+    chrono_tz::Tz::from_str(name).ok().or_else(|| {
+        chrono_tz::TZ_VARIANTS
             .iter()
-            .find_map(|e| match (&e.name, e.values.first()) {
-                (ICalendarProperty::Tzid, Some(ICalendarValue::Text(id))) => Some(id.clone()),
-                _ => None,
-            })
-        else {
-            continue;
-        };
-        let mut offsets = BTreeSet::new();
-        for id in &tz.component_ids {
-            let Some(observance) = ical.components.get(*id as usize) else {
-                continue;
-            };
-            if !matches!(
-                observance.component_type,
-                ICalendarComponentType::Standard | ICalendarComponentType::Daylight
-            ) {
-                continue;
-            }
-            for entry in &observance.entries {
-                if !matches!(
-                    entry.name,
-                    ICalendarProperty::Tzoffsetfrom | ICalendarProperty::Tzoffsetto
-                ) {
-                    continue;
-                }
-                if let Some(ICalendarValue::PartialDateTime(dt)) = entry.values.first()
-                    && let Some(hours) = dt.tz_hour
-                {
-                    let secs = i32::from(hours) * 3600 + i32::from(dt.tz_minute.unwrap_or(0)) * 60;
-                    offsets.insert(if dt.tz_minus { -secs } else { secs });
-                }
-            }
-        }
-        out.insert(tzid, offsets);
-    }
-    out
+            .find(|tz| tz.name().eq_ignore_ascii_case(name))
+            .copied()
+    })
 }
 
-/// The `Etc/GMT±N` zone for a whole-hour offset east of UTC (POSIX signs are inverted).
-fn etc_zone(offset_secs: i32) -> Option<chrono_tz::Tz> {
-    if offset_secs % 3600 != 0 {
-        return None;
-    }
-    let hours = offset_secs / 3600;
-    let name = match hours {
-        0 => "Etc/UTC".to_string(),
-        h if h > 0 => format!("Etc/GMT-{h}"),
-        h => format!("Etc/GMT+{}", -h),
-    };
-    chrono_tz::Tz::from_str(&name).ok()
+/// A globally unique TZID (RFC 5545 §3.2.19: a leading `/`) whose path ends in an IANA
+/// name: `/mozilla.org/20050126_1/Europe/Paris`, `/freeassociation.sourceforge.net/Tzfile/
+/// Europe/Ljubljana`, `/freeassociation.sourceforge.net/Europe/Berlin`.
+fn unique_path(tzid: &str) -> Option<chrono_tz::Tz> {
+    let path = tzid.trim().strip_prefix('/')?;
+    path.match_indices('/')
+        .map(|(i, _)| &path[i + 1..])
+        .map(|rest| {
+            rest.strip_prefix("Tzfile/")
+                .or_else(|| rest.strip_prefix("SystemV/"))
+                .unwrap_or(rest)
+        })
+        .find_map(iana)
 }
 
-/// The offset of a zone that has only one: `Etc/…` zones and UTC.
-fn fixed_offset(tz: chrono_tz::Tz) -> Option<i32> {
+/// `Etc/…` and UTC-like zones: what calcard guesses from an unknown label's offset.
+fn is_fixed(tz: chrono_tz::Tz) -> bool {
     let name = tz.name();
-    if !(name.starts_with("Etc/") || matches!(name, "UTC" | "GMT" | "UCT" | "Zulu" | "Universal")) {
-        return None;
-    }
-    let probe = chrono::NaiveDate::from_ymd_opt(2000, 1, 1)?.and_time(chrono::NaiveTime::MIN);
-    Some(tz.offset_from_utc_datetime(&probe).fix().local_minus_utc())
+    name.starts_with("Etc/") || matches!(name, "UTC" | "GMT" | "UCT" | "Zulu" | "Universal")
 }
 
-/// The offset an Outlook display name states: `(UTC+05:30) Chennai…` → 19800.
-fn label_offset(tzid: &str) -> Option<i32> {
-    let rest = tzid.trim_start().strip_prefix('(')?;
-    let rest = rest
-        .strip_prefix("UTC")
-        .or_else(|| rest.strip_prefix("GMT"))?;
-    let (inner, _) = rest.split_once(')')?;
-    let inner = inner.trim();
-    if inner.is_empty() {
-        return Some(0);
-    }
-    let (sign, digits) = match inner.as_bytes().first()? {
-        b'+' => (1, &inner[1..]),
-        b'-' => (-1, &inner[1..]),
-        _ => return None,
-    };
-    let (h, m) = digits.split_once(':').unwrap_or((digits, "0"));
-    let h: i32 = h.trim().parse().ok()?;
-    let m: i32 = m.trim().parse().ok()?;
-    Some(sign * (h * 3600 + m * 60))
+/// Latin letters without their accents, for Outlook labels written in another language's
+/// spelling than calcard's table (`Brasília` → `Brasilia`, `Bogotá` → `Bogota`).
+fn fold_accents(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' => 'a',
+            'Á' | 'À' | 'Â' | 'Ä' | 'Ã' | 'Å' => 'A',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'É' | 'È' | 'Ê' | 'Ë' => 'E',
+            'í' | 'ì' | 'î' | 'ï' => 'i',
+            'Í' | 'Ì' | 'Î' | 'Ï' => 'I',
+            'ó' | 'ò' | 'ô' | 'ö' | 'õ' => 'o',
+            'Ó' | 'Ò' | 'Ô' | 'Ö' | 'Õ' => 'O',
+            'ú' | 'ù' | 'û' | 'ü' => 'u',
+            'Ú' | 'Ù' | 'Û' | 'Ü' => 'U',
+            'ç' => 'c',
+            'Ç' => 'C',
+            'ñ' => 'n',
+            'Ñ' => 'N',
+            c => c,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -170,8 +136,8 @@ mod tests {
 
     fn zones(vtimezones: &str) -> Zones {
         let text = format!("BEGIN:VCALENDAR\n{vtimezones}END:VCALENDAR\n");
-        let blocks = lines::components(&text).unwrap();
-        Zones::new(blocks.iter())
+        let cal = lines::components(&text).unwrap();
+        Zones::new(cal.blocks.iter())
     }
 
     const CUSTOM_FIXED: &str = "BEGIN:VTIMEZONE\nTZID:Custom Plus Two\nBEGIN:STANDARD\nDTSTART:16010101T000000\nTZOFFSETFROM:+0200\nTZOFFSETTO:+0200\nEND:STANDARD\nEND:VTIMEZONE\n";
@@ -183,33 +149,51 @@ mod tests {
         let z = zones(&format!(
             "{CUSTOM_FIXED}{UNKNOWN_DST}{ODD_NAME_WITH_LOCATION}"
         ));
+        // (tzid, IANA name, or "defined" for the feed's own VTIMEZONE, or None)
         let cases: &[(&str, Option<&str>)] = &[
             ("Europe/Berlin", Some("Europe/Berlin")),
+            ("Europe/lisbon", Some("Europe/Lisbon")),
             ("W. Europe Standard Time", Some("Europe/Berlin")),
             (
                 "(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna",
                 Some("Europe/Berlin"),
             ),
+            ("(UTC-03:00) Brasília", Some("America/Sao_Paulo")),
             ("/mozilla.org/20050126_1/Europe/Paris", Some("Europe/Paris")),
+            (
+                "/freeassociation.sourceforge.net/Europe/Berlin",
+                Some("Europe/Berlin"),
+            ),
+            (
+                "/freeassociation.sourceforge.net/Tzfile/Europe/Ljubljana",
+                Some("Europe/Ljubljana"),
+            ),
             ("Office Time", Some("Europe/Vienna")),
-            ("Custom Plus Two", Some("Etc/GMT-2")),
-            // calcard would say Etc/GMT-1; the feed's VTIMEZONE keeps DST, so: unknown.
-            ("(UTC+01:00) Nowhere Land", None),
-            // No VTIMEZONE: the label's offset must match calcard's fixed guess.
-            ("(UTC+03:00) Somewhere", Some("Etc/GMT-3")),
-            ("(UTC+05:45) Somewhere Else", None),
+            // Nothing names these: the feed's own VTIMEZONE, as written.
+            ("Custom Plus Two", Some("defined")),
+            ("(UTC+01:00) Nowhere Land", Some("defined")),
+            // Neither mappable nor defined: never a fixed-offset guess.
+            ("(UTC+03:00) Somewhere", None),
             ("Mars/Olympus_Mons", None),
+            ("", None),
         ];
         for (tzid, want) in cases {
-            assert_eq!(z.resolve(tzid).map(|tz| tz.name()), *want, "{tzid}");
+            let got = z.resolve(tzid).map(|zone| match zone {
+                Zone::Iana(tz) => tz.name().to_string(),
+                Zone::Defined(d) => {
+                    assert_eq!(d.tzid(), *tzid);
+                    "defined".to_string()
+                }
+            });
+            assert_eq!(got.as_deref(), *want, "{tzid}");
         }
     }
 
     #[test]
-    fn label_offsets() {
-        assert_eq!(label_offset("(UTC+05:30) Chennai"), Some(19800));
-        assert_eq!(label_offset("(UTC-03:00) Brasilia"), Some(-10800));
-        assert_eq!(label_offset("(UTC) Coordinated Universal Time"), Some(0));
-        assert_eq!(label_offset("Europe/Berlin"), None);
+    fn accents_fold_to_ascii() {
+        assert_eq!(
+            fold_accents("(UTC-05:00) Bogotá, Lima"),
+            "(UTC-05:00) Bogota, Lima"
+        );
     }
 }

@@ -100,6 +100,14 @@ impl Writer {
                 ),
             }));
         }
+        if let Write::Create { event, .. } | Write::Update { event, .. } = write
+            && let Some(why) = unfit_for_google(event)
+        {
+            return Err(WriteError::Failed(ProviderError::Failed {
+                what: format!("write of {}", write.item()),
+                detail: why,
+            }));
+        }
         match write {
             // The id derives from the tag, so a create whose outcome is unknown settles
             // itself (a 409): nothing to look up first.
@@ -541,6 +549,29 @@ fn holds(found: &Value, event: &PublicEvent) -> bool {
     })
 }
 
+/// Why a published event cannot be written to Google faithfully, if so: a series in a zone
+/// only its feed defines (Google knows IANA zones; the series' instances would follow
+/// Google's idea of that zone's DST, not the feed's), or RDATE periods (each with its own
+/// end, which Google's `recurrence` cannot hold). Such a series is never approximated: the
+/// write fails naming the item, and `recurrence = "expand"` publishes its occurrences.
+fn unfit_for_google(event: &PublicEvent) -> Option<String> {
+    if event.is_series() && !event.defined_zones().is_empty() {
+        return Some(
+            "a series in a time zone that only its feed defines cannot be held by Google \
+             faithfully; set recurrence = \"expand\" for this pair"
+                .into(),
+        );
+    }
+    if !event.periods.is_empty() {
+        return Some(
+            "a series with RDATE periods (instances with their own ends) cannot be held by \
+             Google faithfully; set recurrence = \"expand\" for this pair"
+                .into(),
+        );
+    }
+    None
+}
+
 /// An instance holds exactly `details`.
 fn holds_details(found: &Value, details: &PublicDetails) -> bool {
     let want = PublicEvent {
@@ -548,6 +579,7 @@ fn holds_details(found: &Value, details: &PublicDetails) -> bool {
         details: details.clone(),
         rules: Vec::new(),
         rdates: Vec::new(),
+        periods: Vec::new(),
         exdates: Vec::new(),
         overrides: Vec::new(),
     };

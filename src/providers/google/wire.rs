@@ -125,6 +125,13 @@ pub fn point_json(m: &Moment, floating: &str) -> Value {
             "dateTime": t.format("%Y-%m-%dT%H:%M:%S").to_string(),
             "timeZone": floating,
         }),
+        // A zone only the source feed defines has no IANA name Google would know: the
+        // instant, in UTC. (A series in such a zone is refused before it gets here: its
+        // instances would move with Google's idea of the zone's DST.)
+        Moment::Defined(..) => json!({
+            "dateTime": m.to_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "timeZone": "UTC",
+        }),
     }
 }
 
@@ -140,6 +147,10 @@ fn ical_value(m: &Moment, floating: &str) -> (String, String) {
         Moment::Floating(t) => (
             format!(";TZID={floating}"),
             t.format("%Y%m%dT%H%M%S").to_string(),
+        ),
+        Moment::Defined(..) => (
+            String::new(),
+            m.to_utc().format("%Y%m%dT%H%M%SZ").to_string(),
         ),
     }
 }
@@ -536,6 +547,7 @@ pub fn read_back(master: &Value, exceptions: &[&Value]) -> Result<ReadBack, Stri
             details,
             rules: rec.rules,
             rdates,
+            periods: Vec::new(),
             exdates,
             overrides,
         },
@@ -579,6 +591,7 @@ fn shift(m: &Moment, by: chrono::TimeDelta) -> Moment {
         Moment::Utc(t) => Moment::Utc(*t + by),
         Moment::Zoned(t, tz) => Moment::Zoned(*t + by, *tz),
         Moment::Floating(t) => Moment::Floating(*t + by),
+        Moment::Defined(t, zone) => Moment::Defined(*t + by, zone.clone()),
     }
 }
 
@@ -747,6 +760,7 @@ mod tests {
             },
             rules: vec!["FREQ=WEEKLY;COUNT=4".into()],
             rdates: vec![],
+            periods: vec![],
             exdates: vec![m("2026-05-11T10:00:00[Europe/Berlin]")],
             overrides: vec![],
         };
