@@ -26,6 +26,7 @@
 
 pub mod caldav;
 pub mod dry_run;
+pub mod graph;
 pub mod ics;
 pub mod pool;
 
@@ -320,6 +321,7 @@ pub fn build_source<'a>(ctx: &Context<'a>) -> Result<Box<dyn Source + 'a>, Provi
     match &ctx.pair.source {
         Endpoint::Ics(s) => Ok(Box::new(ics::IcsSource::new(s.clone(), ctx.http.clone()))),
         Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavSource::new(s, ctx)?)),
+        Endpoint::Graph(s) => Ok(Box::new(graph::GraphSource::new(s, ctx)?)),
         other => Err(not_built(ctx, other, "source")),
     }
 }
@@ -333,6 +335,7 @@ pub fn build_target<'a>(ctx: &Context<'a>) -> Result<Box<dyn Target + 'a>, Provi
     match &ctx.pair.target {
         Endpoint::Ics(s) => Ok(Box::new(ics::IcsTarget::new(s.clone(), &ctx.pair.name)?)),
         Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavTarget::new(s, ctx)?)),
+        Endpoint::Graph(s) => Ok(Box::new(graph::GraphTarget::new(s, ctx)?)),
         other => Err(not_built(ctx, other, "target")),
     }
 }
