@@ -11,7 +11,7 @@ use calsync::exit;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use support::cli::{Cli, Run};
-use support::graph_fake::{self, GraphFake, Kind};
+use support::graph_fake::{self, Expiry, GraphFake, Kind};
 
 const USER: &str = "office@example.org";
 const NOW: &str = "2026-05-01T06:00:00Z";
@@ -241,4 +241,536 @@ fn graph_to_ics_publishes_exactly_the_public_events() {
     assert_eq!(fake.count(Kind::Delta), 1);
     assert_eq!(fake.count_direct(Kind::Token), 1);
     assert_eq!(fake.count_direct(Kind::Batch), 0);
+}
+
+#[test]
+fn graph_to_caldav_publishes_exactly_the_public_events() {
+    let (fake, calendar) = parish();
+    seed_parish(&fake, &calendar);
+    let radicale = support::radicale::Radicale::start();
+    radicale.mkcalendar("public");
+    let mut cli = cli(&format!(
+        "[[pair]]\nname = \"parish\"\n[pair.source]\n{}[pair.target]\nkind = \"caldav\"\n\
+         url = \"{}/{}/public/\"\nusername = \"{}\"\npassword_env = \"RADICALE_PASSWORD\"\n",
+        graph_side(&fake, "Public"),
+        radicale.url(),
+        radicale.user(),
+        radicale.user()
+    ));
+    cli.env("RADICALE_PASSWORD", radicale.password());
+    ok(&cli.run(&["sync"]));
+    let objects = radicale.list("public");
+    let mut summaries = BTreeSet::new();
+    for o in &objects {
+        let text = o.ics.to_lowercase();
+        for forbidden in [
+            "funeral",
+            "teams.microsoft.com",
+            "passcode",
+            "kantor",
+            "confession",
+            "appraisal",
+            "legal",
+            "odd marking",
+        ] {
+            assert!(!text.contains(forbidden), "{forbidden} leaked: {}", o.ics);
+        }
+        summaries.extend(masters_of(&o.ics));
+    }
+    assert_eq!(
+        summaries,
+        [
+            "Choir rehearsal",
+            "Fair committee",
+            "Parish fair",
+            "Public concert"
+        ]
+        .map(String::from)
+        .into()
+    );
+    assert_eq!(objects.len(), 4);
+}
+
+#[test]
+fn an_expired_delta_is_a_full_resync_that_loses_nothing() {
+    for how in [
+        Expiry::SyncStateNotFound,
+        Expiry::ResyncRequired,
+        Expiry::GoneWithLocation,
+        Expiry::BadRequest,
+    ] {
+        let (fake, calendar) = parish();
+        seed_parish(&fake, &calendar);
+        let cli = graph_to_ics(&fake);
+        ok(&cli.run(&["sync"]));
+        let before = masters_of(&cli.read("public.ics"));
+        fake.seed_event(
+            USER,
+            &calendar,
+            event("Added later", "2026-05-09T10:00", "normal"),
+        );
+        fake.expire_sync_state(how);
+        let run = cli.run(&["sync"]);
+        ok(&run);
+        assert!(
+            run.has_event("graph.delta_expired"),
+            "{how:?}: {}",
+            run.stdout
+        );
+        assert_eq!(run.event("pair.finished").str("read"), Some("full"));
+        let mut want = before.clone();
+        want.insert("Added later".into());
+        assert_eq!(masters_of(&cli.read("public.ics")), want, "{how:?}");
+        // The next run follows the new delta link.
+        fake.reset_counts();
+        ok(&cli.run(&["sync"]));
+        assert_eq!(fake.count(Kind::Delta), 1, "{how:?}");
+    }
+}
+
+#[test]
+fn changes_in_the_source_reach_the_target_on_the_next_run() {
+    let (fake, calendar) = parish();
+    let master = seed_parish(&fake, &calendar);
+    let cli = graph_to_ics(&fake);
+    ok(&cli.run(&["sync"]));
+    // A public event turns private; an occurrence is deleted; the series master is renamed.
+    let concert = fake
+        .stored_events(USER, &calendar)
+        .into_iter()
+        .find(|e| e["subject"] == "Public concert")
+        .unwrap();
+    fake.update_event(
+        USER,
+        concert["id"].as_str().unwrap(),
+        json!({"sensitivity": "private"}),
+    );
+    let instances = fake.instances(
+        USER,
+        &master,
+        "2026-05-01T00:00:00Z",
+        "2026-07-01T00:00:00Z",
+    );
+    let fourth = instances
+        .iter()
+        .find(|i| {
+            i["originalStart"]
+                .as_str()
+                .unwrap()
+                .starts_with("2026-06-01")
+        })
+        .unwrap();
+    fake.delete_event(USER, fourth["id"].as_str().unwrap());
+    fake.reset_counts();
+    let run = cli.run(&["sync"]);
+    ok(&run);
+    assert_eq!(run.event("pair.finished").str("read"), Some("delta"));
+    assert_eq!(run.event("pair.finished").num("withdrawn"), 1);
+    assert_eq!(fake.count(Kind::EventGet), 1, "the series master, once");
+    assert_eq!(fake.count(Kind::Instances), 1);
+    let text = cli.read("public.ics");
+    assert!(!text.contains("Public concert"), "{text}");
+    let cal = support::ics::parse(&text);
+    let choir = cal
+        .events()
+        .into_iter()
+        .find(|e| e.summary() == "Choir rehearsal")
+        .unwrap();
+    let exdates: usize = choir
+        .all("EXDATE")
+        .iter()
+        .map(|v| v.split(',').count())
+        .sum();
+    assert_eq!(exdates, 3, "the deleted occurrence is excluded too: {text}");
+}
+
+#[test]
+fn refused_credentials_and_a_denied_mailbox_are_77_without_the_secret() {
+    let (fake, calendar) = parish();
+    seed_parish(&fake, &calendar);
+    let mut cli = graph_to_ics(&fake);
+    cli.env("GRAPH_SECRET", "wrong-secret-value~42");
+    let run = cli.run(&["sync"]);
+    assert_eq!(run.code, exit::NOPERM, "{}", run.stdout);
+    assert!(!run.all_output().contains("wrong-secret-value"));
+    assert!(!run.all_output().contains(USER));
+    assert!(
+        run.all_output().contains("o***@example.org"),
+        "{}",
+        run.stdout
+    );
+
+    let cli = graph_to_ics(&fake);
+    ok(&cli.run(&["sync"]));
+    fake.deny_mailbox(USER, true);
+    let run = cli.run(&["sync"]);
+    assert_eq!(run.code, exit::NOPERM, "{}", run.stdout);
+}
+
+#[test]
+fn two_calendars_of_one_name_are_a_config_error_naming_both() {
+    let (fake, calendar) = parish();
+    let second = fake.add_calendar(USER, "Public");
+    let cli = graph_to_ics(&fake);
+    let run = cli.run(&["sync"]);
+    assert_eq!(run.code, exit::CONFIG, "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&calendar) && run.stdout.contains(&second),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_certificate_credential_works() {
+    let (fake, calendar) = parish();
+    seed_parish(&fake, &calendar);
+    let cli = graph_to_ics(&fake);
+    cli.write("client.pem", graph_fake::CERTIFICATE_PEM);
+    cli.write("client.key", include_str!("fixtures/graph-client-key.pem"));
+    let config = cli.read("calsync.toml").replace(
+        "client_secret_env = \"GRAPH_SECRET\"",
+        "client_certificate_file = \"client.pem\"\nclient_key_file = \"client.key\"",
+    );
+    cli.write("calsync.toml", config);
+    ok(&cli.run(&["sync"]));
+    assert!(cli.read("public.ics").contains("Public concert"));
+}
+
+// ------------------------------------------------------------------------------------------
+// Graph as a target.
+
+use support::ics::{feed, timed, ymd};
+
+/// The source feed: `n` public events (titles `Event i` + `suffix`), two private ones, a
+/// weekly series with an EXDATE and an overridden instance, an all-day event.
+fn source_feed(n: usize, suffix: &str) -> String {
+    let mut events: Vec<String> = (0..n)
+        .map(|i| {
+            timed(
+                &format!("ev{i}@intranet"),
+                &format!("Event {i}{suffix}"),
+                2 + (i as i64 % 40),
+                "",
+            )
+        })
+        .collect();
+    events.push(timed("p1@intranet", "Private one", 3, "CLASS:PRIVATE"));
+    events.push(timed("p2@intranet", "Private two", 4, "CLASS:CONFIDENTIAL"));
+    events.push(format!(
+        "UID:choir@intranet\nDTSTAMP:20260101T000000Z\nDTSTART;TZID=Europe/Berlin:{d}T190000\n\
+         DTEND;TZID=Europe/Berlin:{d}T203000\nSUMMARY:Choir\nRRULE:FREQ=WEEKLY;COUNT=5\n\
+         EXDATE;TZID=Europe/Berlin:{x}T190000",
+        d = ymd(7),
+        x = ymd(14)
+    ));
+    events.push(format!(
+        "UID:choir@intranet\nDTSTAMP:20260101T000000Z\nRECURRENCE-ID;TZID=Europe/Berlin:{r}T190000\n\
+         DTSTART;TZID=Europe/Berlin:{r}T200000\nDTEND;TZID=Europe/Berlin:{r}T213000\nSUMMARY:Choir (late)",
+        r = ymd(21)
+    ));
+    events.push(format!(
+        "UID:fair@intranet\nDTSTAMP:20260101T000000Z\nDTSTART;VALUE=DATE:{d}\nDTEND;VALUE=DATE:{e}\nSUMMARY:Fair",
+        d = ymd(30),
+        e = ymd(31)
+    ));
+    feed(&events)
+}
+
+fn ics_to_graph(fake: &GraphFake, feed_text: &str) -> Cli {
+    let mut cli = Cli::new();
+    cli.env("GRAPH_SECRET", graph_fake::CLIENT_SECRET);
+    cli.write("feed.ics", feed_text);
+    cli.write(
+        "calsync.toml",
+        format!(
+            "state = \"calsync.db\"\n[net]\nretries = 2\nbackoff_ms = 10\n\n[[pair]]\nname = \"parish\"\n\
+             [pair.source]\nkind = \"ics\"\npath = \"feed.ics\"\n[pair.target]\n{}",
+            graph_side(fake, "Public")
+        ),
+    );
+    cli
+}
+
+/// Stored singles and masters (not exceptions) of the target calendar.
+fn stored(fake: &GraphFake, calendar: &str) -> Vec<Value> {
+    fake.stored_events(USER, calendar)
+        .into_iter()
+        .filter(|e| e["type"] != "exception")
+        .collect()
+}
+
+fn subjects(fake: &GraphFake, calendar: &str) -> BTreeSet<String> {
+    stored(fake, calendar)
+        .iter()
+        .map(|e| e["subject"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn tags(fake: &GraphFake, calendar: &str) -> Vec<String> {
+    stored(fake, calendar)
+        .iter()
+        .map(|e| {
+            e["singleValueExtendedProperties"][0]["value"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+fn expected_subjects(n: usize, suffix: &str) -> BTreeSet<String> {
+    let mut want: BTreeSet<String> = (0..n).map(|i| format!("Event {i}{suffix}")).collect();
+    want.extend(["Choir".to_string(), "Fair".to_string()]);
+    want
+}
+
+#[test]
+fn ics_to_graph_writes_public_events_in_batches_and_keeps_their_shape() {
+    let (fake, calendar) = parish();
+    let cli = ics_to_graph(&fake, &source_feed(45, ""));
+    let run = cli.run(&["sync"]);
+    ok(&run);
+    assert_eq!(subjects(&fake, &calendar), expected_subjects(45, ""));
+    for e in stored(&fake, &calendar) {
+        assert_eq!(e["sensitivity"], "normal");
+        assert_eq!(e["isReminderOn"], false);
+        assert_eq!(e["attendees"], json!([]));
+        assert!(e["transactionId"].as_str().is_some_and(|t| !t.is_empty()));
+    }
+    let all = tags(&fake, &calendar);
+    assert_eq!(
+        all.iter().collect::<BTreeSet<_>>().len(),
+        all.len(),
+        "one event per tag"
+    );
+    assert!(
+        fake.count(Kind::EventCreate) == 47,
+        "{}",
+        fake.count(Kind::EventCreate)
+    );
+    assert_eq!(
+        fake.count_direct(Kind::EventCreate),
+        0,
+        "creates go in batches only"
+    );
+
+    // The series: a Graph series with the excluded instance deleted and the override patched.
+    let master = stored(&fake, &calendar)
+        .into_iter()
+        .find(|e| e["subject"] == "Choir")
+        .unwrap();
+    assert_eq!(master["type"], "seriesMaster");
+    assert_eq!(master["recurrence"]["pattern"]["type"], "weekly");
+    let instances = fake.instances(
+        USER,
+        master["id"].as_str().unwrap(),
+        "2020-01-01T00:00:00Z",
+        "2030-01-01T00:00:00Z",
+    );
+    assert_eq!(instances.len(), 4, "five, one excluded: {instances:#?}");
+    let late: Vec<&Value> = instances
+        .iter()
+        .filter(|i| i["subject"] == "Choir (late)")
+        .collect();
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0]["type"], "exception");
+    let fair = stored(&fake, &calendar)
+        .into_iter()
+        .find(|e| e["subject"] == "Fair")
+        .unwrap();
+    assert_eq!(fair["isAllDay"], true);
+
+    // Validate reads the target back and finds it right.
+    let run = cli.run(&["validate", "--format", "json"]);
+    assert_eq!(run.code, exit::OK, "{}\n{}", run.stdout, run.stderr);
+
+    // Nothing changed: no write, no batch; one look at the calendar at most.
+    fake.reset_counts();
+    ok(&cli.run(&["sync"]));
+    assert_eq!(fake.count_direct(Kind::Batch), 0);
+    assert!(fake.requests().len() <= 50, "sanity");
+    let graph_calls = fake.count_direct(Kind::GetCalendar)
+        + fake.count_direct(Kind::ListCalendars)
+        + fake.count_direct(Kind::Token);
+    assert!(graph_calls <= 1, "{graph_calls}");
+
+    // 45 changed events: three batches of updates (20, 20, 5).
+    cli.write("feed.ics", source_feed(45, " (moved)"));
+    fake.reset_counts();
+    ok(&cli.run(&["sync"]));
+    assert_eq!(fake.count_direct(Kind::Batch), 3);
+    assert_eq!(fake.count(Kind::EventUpdate), 45);
+    assert_eq!(
+        subjects(&fake, &calendar),
+        expected_subjects(45, " (moved)")
+    );
+
+    // Two items throttled inside a batch: only those two are sent again.
+    fake.throttle_batch_writes(2, 1);
+    cli.write("feed.ics", source_feed(45, " (again)"));
+    fake.reset_counts();
+    let run = cli.run(&["sync"]);
+    ok(&run);
+    assert_eq!(
+        fake.count(Kind::EventUpdate),
+        47,
+        "45 and the 2 throttled once more"
+    );
+    assert_eq!(
+        fake.count_direct(Kind::Batch),
+        4,
+        "three, then one with the two throttled items"
+    );
+    assert_eq!(
+        subjects(&fake, &calendar),
+        expected_subjects(45, " (again)")
+    );
+
+    // A source event turns private: it is deleted from the target.
+    let mut text = source_feed(45, " (again)");
+    text = text.replace(
+        "SUMMARY:Event 3 (again)\r\n",
+        "SUMMARY:Event 3 (again)\r\nCLASS:PRIVATE\r\n",
+    );
+    cli.write("feed.ics", &text);
+    let run = cli.run(&["sync"]);
+    ok(&run);
+    assert_eq!(run.event("pair.finished").num("withdrawn"), 1);
+    assert!(!subjects(&fake, &calendar).contains("Event 3 (again)"));
+
+    // The state file is lost: the mapping is rebuilt from the tags, nothing is duplicated
+    // or created.
+    for f in ["calsync.db", "calsync.db-wal", "calsync.db-shm"] {
+        let _ = std::fs::remove_file(cli.path(f));
+    }
+    fake.reset_counts();
+    let run = cli.run(&["sync"]);
+    ok(&run);
+    assert!(run.has_event("state.rebuilt"), "{}", run.stdout);
+    assert_eq!(fake.count(Kind::EventCreate), 0);
+    let all = tags(&fake, &calendar);
+    assert_eq!(
+        all.iter().collect::<BTreeSet<_>>().len(),
+        all.len(),
+        "one event per tag"
+    );
+    assert_eq!(all.len(), 46);
+}
+
+#[test]
+fn events_without_our_tag_and_other_calendars_are_never_touched() {
+    let (fake, calendar) = parish();
+    let other = fake.add_calendar(USER, "Staff");
+    let foreign = fake.seed_event(
+        USER,
+        &calendar,
+        event("Put there by a person", "2026-05-06T10:00", "normal"),
+    );
+    let elsewhere = fake.seed_event(
+        USER,
+        &other,
+        event("Staff meeting", "2026-05-06T10:00", "private"),
+    );
+    let cli = ics_to_graph(&fake, &source_feed(5, ""));
+    ok(&cli.run(&["sync"]));
+    // Everything goes from the source: our events are deleted (the guard allows it with
+    // --allow-mass-delete), the person's stay.
+    cli.write("feed.ics", feed(&[]));
+    ok(&cli.run(&["sync", "--allow-mass-delete"]));
+    let left: Vec<String> = fake
+        .stored_events(USER, &calendar)
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, vec![foreign]);
+    assert!(fake.stored_event(USER, &elsewhere).is_some());
+}
+
+#[test]
+fn health_and_validate_work_on_a_graph_target() {
+    let (fake, _) = parish();
+    let cli = ics_to_graph(&fake, &source_feed(3, ""));
+    ok(&cli.run(&["sync"]));
+    let run = cli.run(&["health", "--format", "json"]);
+    assert_eq!(
+        run.code,
+        exit::health::PASS,
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    for check in ["parish:target:auth", "parish:target:calendar"] {
+        assert_eq!(
+            report["checks"][check][0]["status"], "pass",
+            "{check}: {report:#}"
+        );
+    }
+    fake.deny_mailbox(USER, true);
+    // The calendar id is cached for an hour; the access check still asks the calendar.
+    let run = cli.run(&["health", "--format", "json"]);
+    assert_eq!(run.code, exit::health::FAIL, "{}", run.stdout);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        report["checks"]["parish:target:auth"][0]["status"], "fail",
+        "{report:#}"
+    );
+    assert!(!run.stdout.contains(USER), "the mailbox is masked");
+    fake.deny_mailbox(USER, false);
+    let run = cli.run(&["validate", "--format", "json"]);
+    assert_eq!(run.code, exit::OK, "{}\n{}", run.stdout, run.stderr);
+}
+
+#[test]
+fn killed_while_a_batch_is_in_flight_each_event_lands_exactly_once() {
+    use std::time::{Duration, Instant};
+    use support::cli::{finish, signal};
+    let (fake, calendar) = parish();
+    let cli = ics_to_graph(&fake, &source_feed(3, ""));
+    ok(&cli.run(&["sync"]));
+    // 55 events to create: three batches go out together; the fake answers them slowly.
+    cli.write("feed.ics", source_feed(58, ""));
+    fake.set_latency(Duration::from_millis(700));
+    fake.reset_counts();
+    let child = cli.spawn(&["sync"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.count_direct(Kind::Batch) < 3 {
+        assert!(Instant::now() < deadline, "no batch went out");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    signal(&child, "KILL");
+    let run = finish(child);
+    assert_eq!(run.code, 137, "killed by SIGKILL");
+    // The batches in flight are served after the client died: their events land unseen.
+    fake.set_latency(Duration::ZERO);
+    let landed = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let n = stored(&fake, &calendar).len();
+            if n >= 3 + 2 + 55 || Instant::now() > deadline {
+                break n;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert_eq!(landed, 60, "the three batches landed after the kill");
+    fake.reset_counts();
+    let run = cli.run(&["sync"]);
+    ok(&run);
+    assert!(run.has_event("intents.pending"), "{}", run.stdout);
+    assert_eq!(
+        fake.count(Kind::EventCreate),
+        0,
+        "found by their tags, not created again"
+    );
+    assert!(fake.count(Kind::TagQuery) > 0);
+    assert_eq!(subjects(&fake, &calendar), expected_subjects(58, ""));
+    let all = tags(&fake, &calendar);
+    assert_eq!(
+        all.iter().collect::<BTreeSet<_>>().len(),
+        all.len(),
+        "one event per tag"
+    );
+    assert_eq!(all.len(), 60);
 }

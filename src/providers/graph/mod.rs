@@ -45,6 +45,13 @@ fn tag_property() -> String {
     format!("String {PROPERTY_SET} Name calsyncKey")
 }
 
+/// The id of the property that keeps a series' rule as published: Graph holds a pattern,
+/// and one pattern has several RRULE spellings (`BYDAY` implied or written, `UNTIL` as a
+/// date or an instant). Read back only where it gives the instances Graph's pattern gives.
+fn rule_property() -> String {
+    format!("String {PROPERTY_SET} Name calsyncRule")
+}
+
 /// The id of the property that marks one event of an item written expanded (a series Graph
 /// cannot hold as a series): its value is the item's tag.
 fn part_property() -> String {

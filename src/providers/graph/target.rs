@@ -24,7 +24,7 @@
 //! `list_owned` reads back the events carrying a tag, with their sensitivity as markings.
 
 use super::batch::{self, ItemResult, Op};
-use super::{Graph, part_property, tag_property, wire};
+use super::{Graph, part_property, rule_property, tag_property, wire};
 use crate::config::GraphSettings;
 use crate::model::{Moment, PublicDetails, PublicEvent, PublicOverride, Recurrence};
 use crate::providers::{Applied, Context, OwnedEvent, ProviderError, Target, Write, WriteError};
@@ -251,10 +251,12 @@ impl<'a> GraphTarget<'a> {
                 if let Some(Shape::Series(recurrence)) = &task.shape {
                     fields.insert("recurrence".into(), recurrence.clone());
                 }
-                fields.insert(
-                    "singleValueExtendedProperties".into(),
-                    json!([{"id": tag_property(), "value": tag}]),
-                );
+                let mut properties = vec![json!({"id": tag_property(), "value": tag})];
+                if matches!(task.shape, Some(Shape::Series(_))) {
+                    properties
+                        .push(json!({"id": rule_property(), "value": event.rules.join("\n")}));
+                }
+                fields.insert("singleValueExtendedProperties".into(), json!(properties));
                 fields.insert(
                     "transactionId".into(),
                     json!(Self::transaction_id(tag, *dtstamp, None)),
@@ -790,36 +792,52 @@ impl Target for GraphTarget<'_> {
                 tag,
             });
         }
-        let ops: Vec<Op> = masters
-            .iter()
-            .map(|(id, _, _)| {
-                Op::get(format!(
-                    "{}/instances?startDateTime={}&endDateTime={}&$top=1000",
-                    self.event_url(id),
-                    self.from.format("%Y-%m-%dT%H:%M:%SZ"),
-                    self.to.format("%Y-%m-%dT%H:%M:%SZ")
+        let mut ops: Vec<Op> = Vec::new();
+        for (id, _, _) in &masters {
+            ops.push(Op::get(format!(
+                "{}/instances?startDateTime={}&endDateTime={}&$top=1000",
+                self.event_url(id),
+                self.from.format("%Y-%m-%dT%H:%M:%SZ"),
+                self.to.format("%Y-%m-%dT%H:%M:%SZ")
+            )));
+            ops.push(Op::get(format!(
+                "{}?$select=id&$expand={}",
+                self.event_url(id),
+                super::query_value(&format!(
+                    "singleValueExtendedProperties($filter=id eq '{}')",
+                    rule_property()
                 ))
-            })
-            .collect();
-        let replies = batch::run(&self.graph, &ops, self.retries, self.backoff);
+            )));
+        }
+        let mut replies = batch::run(&self.graph, &ops, self.retries, self.backoff).into_iter();
         self.graph.save_token(self.store);
-        for ((id, tag, master), reply) in masters.into_iter().zip(replies) {
-            let reply = reply?;
+        for (id, tag, master) in masters {
+            let (Some(instances), Some(written)) = (replies.next(), replies.next()) else {
+                break;
+            };
+            let reply = instances?;
             if !reply.ok() {
                 return Err(batch::item_error(&self.graph, "series instances", &reply));
             }
+            let written = written?;
             let listed = reply.body["value"].as_array().cloned().unwrap_or_default();
             let Some(details) = Self::read_details(master) else {
                 continue;
             };
-            let Ok(rule) = wire::graph_rule(&master["recurrence"], &details.start, false) else {
+            let Ok(held) = wire::graph_rule(&master["recurrence"], &details.start, false) else {
                 continue;
+            };
+            let stored = Self::tag_in(&written.body, &rule_property())
+                .map(|r| r.split('\n').map(str::to_string).collect::<Vec<_>>());
+            let rule = match stored {
+                Some(rules) if same_instances(&details, &rules, &held, self.from, self.to) => rules,
+                _ => vec![held],
             };
             let mut markings = vec![marking(master)];
             let mut event = PublicEvent {
                 uid: crate::hashing::target_uid_of_tag(&tag),
                 details,
-                rules: vec![rule],
+                rules: rule,
                 rdates: vec![],
                 exdates: vec![],
                 overrides: vec![],
@@ -917,6 +935,40 @@ fn rid_of(instance: &Value, start: &Moment) -> Option<Moment> {
         &wire::in_zone(original, series_zone(start)),
         start,
     ))
+}
+
+/// Whether the rules written gives the same instances over the window as the rule Graph
+/// holds (then they are two spellings of one series).
+fn same_instances(
+    details: &PublicDetails,
+    written: &[String],
+    held: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> bool {
+    let end = wire::end_of(details);
+    let expand = |rules: Vec<String>| {
+        crate::recurrence::instances(
+            &details.start,
+            &end,
+            &Recurrence {
+                rules,
+                rdates: vec![],
+                exdates: vec![],
+            },
+            from,
+            to,
+            crate::recurrence::MAX_EXPANSION,
+        )
+        .ok()
+        .map(|list| {
+            list.into_iter()
+                .map(|i| i.start.to_utc())
+                .collect::<Vec<_>>()
+        })
+    };
+    let ours = expand(written.to_vec());
+    ours.is_some() && ours == expand(vec![held.to_string()])
 }
 
 /// Fills a read-back series' EXDATEs (instances its rule gives that Graph does not list)
