@@ -774,3 +774,91 @@ fn killed_while_a_batch_is_in_flight_each_event_lands_exactly_once() {
     );
     assert_eq!(all.len(), 60);
 }
+
+#[test]
+fn a_series_graph_cannot_hold_is_written_expanded_and_read_back_whole() {
+    let (fake, calendar) = parish();
+    let office = |title: &str, class: &str| {
+        format!(
+            "UID:office@intranet\nDTSTAMP:20260101T000000Z\nDTSTART;TZID=Europe/Berlin:{d}T090000\n\
+             DTEND;TZID=Europe/Berlin:{d}T100000\nSUMMARY:{title}\nRRULE:FREQ=DAILY;BYHOUR=9,17;COUNT=6\n{class}",
+            d = ymd(5)
+        )
+    };
+    let cli = ics_to_graph(&fake, &feed(&[office("Office hours", "")]));
+    let run = cli.run(&["sync"]);
+    ok(&run);
+    let warning = run.event("graph.series_expanded");
+    assert_eq!(warning.str("item"), Some("office@intranet"));
+    let parts = fake.stored_events(USER, &calendar);
+    assert_eq!(parts.len(), 6, "one event per occurrence: {parts:#?}");
+    assert!(
+        parts
+            .iter()
+            .all(|e| e["subject"] == "Office hours" && e["type"] == "singleInstance")
+    );
+    let hours: BTreeSet<String> = parts
+        .iter()
+        .map(|e| e["start"]["dateTime"].as_str().unwrap()[11..13].to_string())
+        .collect();
+    let utc_hour = |h: u32| {
+        use chrono::TimeZone;
+        let local = support::ics::day(5).and_hms_opt(h, 0, 0).unwrap();
+        let at = chrono_tz::Europe::Berlin
+            .from_local_datetime(&local)
+            .unwrap();
+        at.with_timezone(&chrono::Utc).format("%H").to_string()
+    };
+    assert_eq!(
+        hours,
+        [utc_hour(9), utc_hour(17)].into(),
+        "09:00 and 17:00 Berlin, in UTC"
+    );
+    let run = cli.run(&["validate", "--format", "json"]);
+    assert_eq!(run.code, exit::OK, "{}", run.stdout);
+
+    cli.write("feed.ics", feed(&[office("Office hours (new room)", "")]));
+    ok(&cli.run(&["sync"]));
+    let parts = fake.stored_events(USER, &calendar);
+    assert_eq!(parts.len(), 6);
+    assert!(
+        parts
+            .iter()
+            .all(|e| e["subject"] == "Office hours (new room)")
+    );
+
+    cli.write(
+        "feed.ics",
+        feed(&[office("Office hours (new room)", "CLASS:PRIVATE")]),
+    );
+    ok(&cli.run(&["sync"]));
+    assert!(fake.stored_events(USER, &calendar).is_empty());
+}
+
+#[test]
+fn delta_oddities_read_the_same() {
+    // Masters listed in delta, pages replaying their last item, empty pages with next links,
+    // pages of one item: the same calendar comes out.
+    let (fake, calendar) = parish();
+    seed_parish(&fake, &calendar);
+    let plain = graph_to_ics(&fake);
+    ok(&plain.run(&["sync"]));
+    let want = masters_of(&plain.read("public.ics"));
+    fake.set_masters_in_delta(true);
+    fake.set_delta_replays(true);
+    fake.set_empty_delta_pages(2);
+    let odd = graph_to_ics(&fake);
+    ok(&odd.run(&["sync"]));
+    assert_eq!(masters_of(&odd.read("public.ics")), want);
+    assert_eq!(
+        plain
+            .read("public.ics")
+            .lines()
+            .filter(|l| l.starts_with("EXDATE"))
+            .count(),
+        odd.read("public.ics")
+            .lines()
+            .filter(|l| l.starts_with("EXDATE"))
+            .count()
+    );
+}

@@ -398,6 +398,7 @@ impl<'a> GraphTarget<'a> {
                     })
                     .unwrap_or_default();
                 if deleting {
+                    self.remember_expanded(tag_of(task.write), None);
                     task.step = Step::Remove {
                         ids,
                         then: Box::new(Step::Done),
@@ -479,10 +480,16 @@ impl<'a> GraphTarget<'a> {
                             });
                         }
                     }
-                    Shape::Expanded(_) => task.finish(Applied {
-                        target_id: Held::Expanded(tag_of(task.write).to_string()).target_id(),
-                        etag: None,
-                    }),
+                    Shape::Expanded(_) => {
+                        let tag = tag_of(task.write).to_string();
+                        if let Some(event) = event_of(task.write) {
+                            self.remember_expanded(&tag, Some(event));
+                        }
+                        task.finish(Applied {
+                            target_id: Held::Expanded(tag).target_id(),
+                            etag: None,
+                        })
+                    }
                 }
             }
             Step::Patch { id } => {
@@ -552,6 +559,53 @@ impl<'a> GraphTarget<'a> {
                 }
             }
         }
+    }
+
+    /// The state file's cache key of what an expanded item was written from.
+    fn expanded_key(&self, tag: &str) -> String {
+        format!(
+            "graph.expanded.{}.{tag}",
+            crate::hashing::sha256_hex(self.calendar.as_bytes())
+        )
+    }
+
+    /// Keeps (or, with `None`, forgets) the published form of an expanded item: its events
+    /// hold occurrences, not the rule, so `list_owned` compares them with this form's
+    /// occurrences to read the item back as what it is. Kept for ten years; a lost state
+    /// file loses it, and the item is then read back as its occurrences and written anew.
+    fn remember_expanded(&self, tag: &str, event: Option<&PublicEvent>) {
+        let key = self.expanded_key(tag);
+        let result = match event {
+            Some(e) => self.store.cache(
+                &key,
+                &e.canonical_json(),
+                self.from.timestamp() + 10 * 366 * 86_400,
+            ),
+            None => self.store.cache(&key, "", 0),
+        };
+        if let Err(e) = result {
+            log::warn!(event = "state.error", pair = self.pair.as_str(); "{e}");
+        }
+    }
+
+    /// The published form of an expanded item, when its events in the target are exactly
+    /// its occurrences in the window.
+    fn expanded_as_written(&self, tag: &str, events: &[&Value]) -> Option<PublicEvent> {
+        let text = self
+            .store
+            .cached(&self.expanded_key(tag), self.from.timestamp())
+            .ok()??;
+        let event: PublicEvent = serde_json::from_str(&text).ok()?;
+        let want = expand(&event, self.from, self.to);
+        if want.len() != events.len() {
+            return None;
+        }
+        let mut left: Vec<&Value> = events.to_vec();
+        for (_, details) in &want {
+            let at = left.iter().position(|e| holds(e, details))?;
+            left.remove(at);
+        }
+        Some(event)
     }
 
     fn failure(&self, what: &str, detail: &str) -> WriteError {
@@ -865,6 +919,22 @@ impl Target for GraphTarget<'_> {
             let Some(details) = Self::read_details(events[0]) else {
                 continue;
             };
+            let markings = events.iter().map(|e| marking(e)).collect();
+            let foreign = events.iter().flat_map(|e| foreign(e)).collect();
+            if let Some(event) = self.expanded_as_written(&tag, &events) {
+                owned.push(OwnedEvent {
+                    target_id: Held::Expanded(tag.clone()).target_id(),
+                    etag: None,
+                    markings,
+                    foreign,
+                    dtstamp: None,
+                    event,
+                    tag,
+                });
+                continue;
+            }
+            // Not what was written (or not known): read back as its occurrences, the first
+            // as the event and every other one as an extra instance of its own.
             let mut event = PublicEvent {
                 uid: crate::hashing::target_uid_of_tag(&tag),
                 details,
@@ -885,8 +955,8 @@ impl Target for GraphTarget<'_> {
             owned.push(OwnedEvent {
                 target_id: Held::Expanded(tag.clone()).target_id(),
                 etag: None,
-                markings: events.iter().map(|e| marking(e)).collect(),
-                foreign: events.iter().flat_map(|e| foreign(e)).collect(),
+                markings,
+                foreign,
                 dtstamp: None,
                 event,
                 tag,

@@ -511,7 +511,7 @@ pub fn fit(event: &PublicEvent, from: DateTime<Utc>, to: DateTime<Utc>) -> Optio
                 &end,
                 &whole,
                 start.to_utc() - Duration::days(1),
-                recurrence::series_end(start, &end, &whole).ok()??,
+                recurrence::series_end(start, &end, &whole).ok()?? + Duration::days(1),
                 recurrence::MAX_EXPANSION,
             )
             .ok()?
@@ -582,5 +582,154 @@ fn on_pattern(day: NaiveDate, pattern: &Value) -> bool {
         }
         Some("relativeMonthly" | "relativeYearly") => month_ok && relative_ok(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PublicDetails;
+
+    fn berlin(t: &str) -> Moment {
+        format!("{t}[Europe/Berlin]").parse().unwrap()
+    }
+
+    fn series(start: Moment, rules: &[&str], rdates: Vec<Moment>) -> PublicEvent {
+        PublicEvent {
+            uid: "u@calsync".into(),
+            details: PublicDetails {
+                start,
+                end: None,
+                title: "T".into(),
+                location: None,
+                description: None,
+                categories: vec![],
+            },
+            rules: rules.iter().map(|r| r.to_string()).collect(),
+            rdates,
+            exdates: vec![],
+            overrides: vec![],
+        }
+    }
+
+    fn window() -> (DateTime<Utc>, DateTime<Utc>) {
+        (
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+            "2027-06-01T00:00:00Z".parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn windows_and_iana_zones_are_read_and_instants_kept() {
+        assert_eq!(
+            zone("W. Europe Standard Time"),
+            Some(chrono_tz::Europe::Berlin)
+        );
+        assert_eq!(zone("Europe/Vienna"), Some(chrono_tz::Europe::Vienna));
+        assert_eq!(zone("UTC"), Some(chrono_tz::Tz::UTC));
+        assert_eq!(zone("Customized Time Zone"), None);
+        let slot = json!({"dateTime": "2026-05-04T17:00:00.0000000", "timeZone": "UTC"});
+        assert_eq!(
+            moment(&slot, false, chrono_tz::Europe::Berlin),
+            Some(berlin("2026-05-04T19:00:00"))
+        );
+        let all_day = json!({"dateTime": "2026-06-13T00:00:00.0000000", "timeZone": "UTC"});
+        assert_eq!(
+            moment(&all_day, true, chrono_tz::Europe::Berlin),
+            Some("2026-06-13".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn graph_patterns_become_rules() {
+        let start = berlin("2026-05-04T19:00:00");
+        let cases = [
+            (
+                json!({"type": "daily", "interval": 2}),
+                json!({"type": "noEnd", "startDate": "2026-05-04"}),
+                "FREQ=DAILY;INTERVAL=2",
+            ),
+            (
+                json!({"type": "weekly", "interval": 1, "daysOfWeek": ["monday", "thursday"], "firstDayOfWeek": "monday"}),
+                json!({"type": "numbered", "startDate": "2026-05-04", "numberOfOccurrences": 6}),
+                "FREQ=WEEKLY;COUNT=6;BYDAY=MO,TH",
+            ),
+            (
+                json!({"type": "absoluteMonthly", "interval": 1, "dayOfMonth": 4}),
+                json!({"type": "endDate", "startDate": "2026-05-04", "endDate": "2026-12-31"}),
+                "FREQ=MONTHLY;UNTIL=20261231T180000Z;BYMONTHDAY=4",
+            ),
+            (
+                json!({"type": "relativeMonthly", "interval": 1, "daysOfWeek": ["monday"], "index": "first"}),
+                json!({"type": "noEnd", "startDate": "2026-05-04"}),
+                "FREQ=MONTHLY;BYDAY=1MO",
+            ),
+            (
+                json!({"type": "relativeYearly", "interval": 1, "daysOfWeek": ["monday"], "index": "last", "month": 5}),
+                json!({"type": "noEnd", "startDate": "2026-05-04"}),
+                "FREQ=YEARLY;BYDAY=-1MO;BYMONTH=5",
+            ),
+        ];
+        for (pattern, range, want) in cases {
+            let rule =
+                graph_rule(&json!({"pattern": pattern, "range": range}), &start, false).unwrap();
+            assert_eq!(rule, want);
+        }
+    }
+
+    #[test]
+    fn only_rules_graph_holds_exactly_fit() {
+        let (from, to) = window();
+        let monday = berlin("2026-05-04T19:00:00");
+        for rule in [
+            "FREQ=WEEKLY;BYDAY=MO",
+            "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE;COUNT=9",
+            "FREQ=DAILY;UNTIL=20260601T170000Z",
+            "FREQ=MONTHLY;BYDAY=1MO",
+            "FREQ=MONTHLY;BYMONTHDAY=4",
+            "FREQ=YEARLY;BYMONTH=5;BYMONTHDAY=4",
+            "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=2",
+        ] {
+            assert!(
+                fit(&series(monday.clone(), &[rule], vec![]), from, to).is_some(),
+                "{rule}"
+            );
+        }
+        for rule in [
+            "FREQ=MONTHLY;BYDAY=1MO,3MO",
+            "FREQ=MONTHLY;BYMONTHDAY=31",
+            "FREQ=DAILY;BYHOUR=19,21",
+            "FREQ=HOURLY;INTERVAL=6",
+            "FREQ=WEEKLY;BYDAY=TU",
+        ] {
+            assert!(
+                fit(&series(monday.clone(), &[rule], vec![]), from, to).is_none(),
+                "{rule}"
+            );
+        }
+        let with_rdate = series(
+            monday.clone(),
+            &["FREQ=WEEKLY"],
+            vec![berlin("2026-05-07T19:00:00")],
+        );
+        assert!(fit(&with_rdate, from, to).is_none());
+    }
+
+    #[test]
+    fn until_becomes_the_date_of_the_last_instance() {
+        let (from, to) = window();
+        let e = series(
+            berlin("2026-05-04T19:00:00"),
+            &["FREQ=WEEKLY;UNTIL=20260601T000000Z"],
+            vec![],
+        );
+        let graph = fit(&e, from, to).unwrap();
+        assert_eq!(graph["range"]["endDate"], "2026-05-25");
+        assert_eq!(graph["range"]["recurrenceTimeZone"], "Europe/Berlin");
+    }
+
+    #[test]
+    fn floating_times_are_refused_not_guessed() {
+        assert!(slot(&"2026-05-04T19:00:00".parse().unwrap()).is_err());
     }
 }
