@@ -159,14 +159,14 @@ fn a_corrupt_state_file_is_78_and_left_untouched() {
 #[test]
 fn a_provider_not_built_fails_its_pair_clearly_and_the_others_run() {
     let text = format!(
-        "state = \"calsync.db\"\n{PAIR}\n[[pair]]\nname = \"office\"\n[pair.source]\nkind = \"graph\"\ntenant_id = \"t\"\n\
-         client_id = \"c\"\nclient_secret_env = \"HOME\"\nuser = \"office@example.org\"\n[pair.target]\nkind = \"ics\"\npath = \"office.ics\"\n"
+        "state = \"calsync.db\"\n{PAIR}\n[[pair]]\nname = \"office\"\n[pair.source]\nkind = \"google\"\n\
+         service_account_env = \"HOME\"\ncalendar_id = \"office@example.org\"\n[pair.target]\nkind = \"ics\"\npath = \"office.ics\"\n"
     );
     let cli = ready(&text);
     let run = cli.run(&["sync"]);
     assert_eq!(run.code, exit::CONFIG);
     let failed = run.event("pair.failed");
     assert_eq!(failed.pair.as_deref(), Some("office"));
-    assert!(failed.msg.contains("graph"), "{}", failed.msg);
+    assert!(failed.msg.contains("google"), "{}", failed.msg);
     assert!(cli.path("public.ics").exists(), "the other pair ran");
 }
