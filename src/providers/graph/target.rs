@@ -508,6 +508,8 @@ impl<'a> GraphTarget<'a> {
                             });
                         }
                     }
+                    // Changed underneath (Graph answers 412 to a stale version).
+                    412 => task.fail(WriteError::Conflict),
                     // Gone: an earlier run may have written it anew; the tag decides.
                     404 => {
                         task.step = Step::Find {
