@@ -30,7 +30,8 @@ pub struct Op {
     /// Absolute (`…/v1.0/users/…`): made relative to the batch endpoint when sent.
     pub url: String,
     pub body: Option<Value>,
-    pub if_match: Option<String>,
+    /// Ask for bodies as plain text (reading back what calsync wrote).
+    pub text_body: bool,
 }
 
 impl Op {
@@ -39,7 +40,7 @@ impl Op {
             method: "GET",
             url: url.into(),
             body: None,
-            if_match: None,
+            text_body: false,
         }
     }
 
@@ -48,7 +49,7 @@ impl Op {
             method: "DELETE",
             url: url.into(),
             body: None,
-            if_match: None,
+            text_body: false,
         }
     }
 
@@ -57,7 +58,7 @@ impl Op {
             method,
             url: url.into(),
             body: Some(body),
-            if_match: None,
+            text_body: false,
         }
     }
 }
@@ -179,12 +180,14 @@ fn send(graph: &Graph, ops: &[Op], group: &[usize]) -> Answer {
         .enumerate()
         .map(|(n, &i)| {
             let op = &ops[i];
-            let mut headers = json!({"Prefer": super::PREFER_UTC});
+            let prefer = if op.text_body {
+                format!("{}, outlook.body-content-type=\"text\"", super::PREFER_UTC)
+            } else {
+                super::PREFER_UTC.to_string()
+            };
+            let mut headers = json!({"Prefer": prefer});
             if op.body.is_some() {
                 headers["Content-Type"] = json!("application/json");
-            }
-            if let Some(etag) = &op.if_match {
-                headers["If-Match"] = json!(etag);
             }
             let mut item = json!({
                 "id": (n + 1).to_string(),

@@ -189,8 +189,6 @@ impl<'a> GraphTarget<'a> {
                     "singleValueExtendedProperties($filter=id eq '{property}')"
                 ))
             ));
-        } else {
-            url.push_str("&$select=id");
         }
         url
     }
@@ -415,6 +413,15 @@ impl<'a> GraphTarget<'a> {
                     // Ours already (an earlier attempt landed): made what it should be; a
                     // second copy (never made by calsync, but possible) is removed.
                     (false, [id, rest @ ..]) => {
+                        let found = &reply.body["value"][0];
+                        let wanted = event_of(task.write).map(|e| &e.details);
+                        let single = matches!(task.shape, Some(Shape::Single));
+                        if single && rest.is_empty() && wanted.is_some_and(|w| holds(found, w)) {
+                            return task.finish(Applied {
+                                target_id: Held::Single(id.clone()).target_id(),
+                                etag: found["@odata.etag"].as_str().map(str::to_string),
+                            });
+                        }
                         let patch = Step::Patch { id: id.clone() };
                         if rest.is_empty() {
                             patch
