@@ -862,3 +862,32 @@ fn delta_oddities_read_the_same() {
             .count()
     );
 }
+
+#[test]
+fn a_changed_window_starts_a_new_delta_round() {
+    let (fake, calendar) = parish();
+    seed_parish(&fake, &calendar);
+    let cli = graph_to_ics(&fake);
+    ok(&cli.run(&["sync"]));
+    let run = cli.run(&["sync"]);
+    assert_eq!(run.event("pair.finished").str("read"), Some("unchanged"));
+    let config = cli
+        .read("calsync.toml")
+        .replace("name = \"parish\"\n", "name = \"parish\"\npast_days = 10\n");
+    cli.write("calsync.toml", config);
+    let started = fake.requests().len();
+    let run = cli.run(&["sync"]);
+    ok(&run);
+    assert!(run.has_event("graph.delta_new_round"), "{}", run.stdout);
+    assert_eq!(run.event("pair.finished").str("read"), Some("full"));
+    let first = fake.requests()[started..]
+        .iter()
+        .find(|r| r.path.contains("/delta"))
+        .cloned()
+        .unwrap();
+    assert!(
+        first.path.contains("startDateTime=2026-04-21T00:00:00Z"),
+        "{}",
+        first.path
+    );
+}

@@ -10,7 +10,10 @@
 //! Target ids say what an item was written as: `<id>` a single event, `series:<id>` a series
 //! master, `expanded:<tag>` a series Graph cannot hold (several BYDAY positions, RDATEs, an
 //! hourly rule…), written as one event per occurrence in the window, each marked with the
-//! item's tag in a second property; such an item is found, and deleted, by that tag.
+//! item's tag in a second property; such an item is found, and deleted, by that tag. It
+//! covers the window as it was when written: an occurrence that enters the window later is
+//! written with the item's next change (or a re-run after the state file is lost), since an
+//! unchanged item is never rewritten.
 //!
 //! A series that fits Graph's patterns is written as a series; its EXDATEs and overridden
 //! instances are then made true in the target: the master's instances are listed, the
