@@ -891,3 +891,106 @@ fn a_changed_window_starts_a_new_delta_round() {
         first.path
     );
 }
+
+#[test]
+fn ics_to_graph_publishes_exactly_the_public_events() {
+    let (fake, calendar) = parish();
+    let series = |extra: &str| {
+        format!(
+            "UID:mass@intranet\nDTSTAMP:20260101T000000Z\nDTSTART;TZID=Europe/Berlin:{d}T100000\n\
+             DTEND;TZID=Europe/Berlin:{d}T110000\nSUMMARY:Sunday mass\nRRULE:FREQ=WEEKLY;COUNT=6\n{extra}",
+            d = ymd(6)
+        )
+    };
+    let instance = |week: i64, extra: &str| {
+        format!(
+            "UID:mass@intranet\nDTSTAMP:20260101T000000Z\nRECURRENCE-ID;TZID=Europe/Berlin:{r}T100000\n\
+             DTSTART;TZID=Europe/Berlin:{r}T100000\nDTEND;TZID=Europe/Berlin:{r}T110000\n{extra}",
+            r = ymd(6 + 7 * week)
+        )
+    };
+    let teams = "Agenda: the fair.\\n\\n________________________________________________________________________________\\n\
+                 Microsoft Teams meeting\\nJoin on your computer or mobile app\\n\
+                 Click here to join the meeting <https://teams.microsoft.com/l/meetup-join/19%3ameeting_x%40thread.v2/0>\\n\
+                 Meeting ID: 351 846 273 19\\nPasscode: Xy7pQ2\\n\
+                 ________________________________________________________________________________";
+    let text = feed(&[
+        timed("a@intranet", "Public concert", 3, "CLASS:PUBLIC"),
+        timed("b@intranet", "No class at all", 3, ""),
+        timed("c@intranet", "Confession schedule", 3, "CLASS:PRIVATE"),
+        timed("d@intranet", "Legal advice", 3, "CLASS:CONFIDENTIAL"),
+        timed("e@intranet", "Odd marking", 3, "CLASS:X-SECRET"),
+        timed(
+            "f@intranet",
+            "Fair committee",
+            4,
+            &format!("DESCRIPTION:{teams}\nATTENDEE;CN=Kantor:mailto:kantor@example.org"),
+        ),
+        series(""),
+        instance(1, "SUMMARY:Funeral mass\nCLASS:PRIVATE"),
+        instance(2, "SUMMARY:Sunday mass\nSTATUS:CANCELLED"),
+        format!(
+            "UID:fair@intranet\nDTSTAMP:20260101T000000Z\nDTSTART;VALUE=DATE:{}\nSUMMARY:Parish fair",
+            ymd(20)
+        ),
+    ]);
+    let cli = ics_to_graph(&fake, &text);
+    ok(&cli.run(&["sync"]));
+    assert_eq!(
+        subjects(&fake, &calendar),
+        [
+            "Public concert",
+            "No class at all",
+            "Fair committee",
+            "Sunday mass",
+            "Parish fair"
+        ]
+        .map(String::from)
+        .into()
+    );
+    let everything = serde_json::to_string(&fake.stored_events(USER, &calendar))
+        .unwrap()
+        .to_lowercase();
+    for forbidden in [
+        "funeral",
+        "teams.microsoft.com",
+        "passcode",
+        "kantor",
+        "confession",
+        "legal",
+        "odd marking",
+    ] {
+        assert!(
+            !everything.contains(forbidden),
+            "{forbidden} reached the target"
+        );
+    }
+    let committee = stored(&fake, &calendar)
+        .into_iter()
+        .find(|e| e["subject"] == "Fair committee")
+        .unwrap();
+    assert!(
+        committee["body"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Agenda: the fair.")
+    );
+    assert_eq!(committee["attendees"], json!([]));
+    let mass = stored(&fake, &calendar)
+        .into_iter()
+        .find(|e| e["subject"] == "Sunday mass")
+        .unwrap();
+    let instances = fake.instances(
+        USER,
+        mass["id"].as_str().unwrap(),
+        "2020-01-01T00:00:00Z",
+        "2030-01-01T00:00:00Z",
+    );
+    assert_eq!(
+        instances.len(),
+        4,
+        "six, the private and the cancelled one left out"
+    );
+    let run = cli.run(&["validate", "--format", "json"]);
+    assert_eq!(run.code, exit::OK, "{}", run.stdout);
+}

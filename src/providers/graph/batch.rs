@@ -17,7 +17,8 @@ use std::time::Duration;
 
 /// The most items one batch may hold (Graph refuses more with 400).
 pub const MAX_ITEMS: usize = 20;
-/// Batches in flight at once: Outlook serves four requests per app and mailbox at a time.
+/// The most batches in flight at once: Outlook serves four requests per app and mailbox at a
+/// time (a lower `[net] concurrency` lowers it).
 pub const IN_FLIGHT: usize = 4;
 /// The longest wait for a throttled item: past it, the run fails the write (and the next
 /// run tries again) rather than sleeping through its deadline.
@@ -93,7 +94,7 @@ pub fn run(graph: &Graph, ops: &[Op], retries: u32, backoff: Duration) -> Vec<It
         let groups: Vec<Vec<usize>> = pending.chunks(MAX_ITEMS).map(<[usize]>::to_vec).collect();
         let answers = pool::run(
             &groups,
-            IN_FLIGHT,
+            graph.in_flight,
             |group| send(graph, ops, group),
             |answer| {
                 answer

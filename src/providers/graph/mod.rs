@@ -68,6 +68,8 @@ struct Graph {
     mailbox: String,
     /// The mailbox as configured, masked: what logs and errors name.
     masked: String,
+    /// Batches in flight at once: `[net] concurrency`, at most Outlook's four.
+    in_flight: usize,
 }
 
 impl Graph {
@@ -108,6 +110,7 @@ impl Graph {
             mailbox: format!("{base}/users/{}", path_segment(&settings.user)),
             base,
             masked: mask_emails(&settings.user),
+            in_flight: ctx.settings.net.concurrency.clamp(1, batch::IN_FLIGHT),
         })
     }
 
