@@ -373,6 +373,11 @@ impl Source for GraphSource<'_> {
                        "the window or calendar changed: a new delta round");
         }
         let mut link = usable.map(|c| c.link);
+        if link.is_none() {
+            // A new round (at least daily): the occurrence ids remembered from earlier rounds
+            // that have expired are forgotten, so the cache does not grow with time.
+            self.store.forget_expired(self.now.timestamp())?;
+        }
         let mut expiries = 0;
         let result = loop {
             match self.round(link.as_deref(), sink) {
