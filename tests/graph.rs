@@ -720,6 +720,43 @@ fn health_and_validate_work_on_a_graph_target() {
     fake.deny_mailbox(USER, false);
     let run = cli.run(&["validate", "--format", "json"]);
     assert_eq!(run.code, exit::OK, "{}\n{}", run.stdout, run.stderr);
+
+    // A Graph source: its probe is a delta read from the stored link.
+    let calendar = fake.add_calendar(USER, "Office");
+    fake.seed_event(
+        USER,
+        &calendar,
+        event("Public concert", "2026-05-06T19:00", "normal"),
+    );
+    let source = cli_with(&fake, "Office");
+    ok(&source.run(&["sync"]));
+    fake.reset_counts();
+    let run = source.run(&["health", "--format", "json"]);
+    // (The cursor, made on the pinned day, is old for health's wall clock: a warning.)
+    assert_eq!(
+        run.code,
+        exit::health::WARN,
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    for check in ["parish:source:auth", "parish:source:calendar"] {
+        assert_eq!(
+            report["checks"][check][0]["status"], "pass",
+            "{check}: {report:#}"
+        );
+    }
+    assert_eq!(fake.count(Kind::Delta), 1);
+    let run = source.run(&["validate", "--format", "json"]);
+    assert_eq!(run.code, exit::OK, "{}\n{}", run.stdout, run.stderr);
+}
+
+fn cli_with(fake: &GraphFake, calendar: &str) -> Cli {
+    cli(&format!(
+        "[[pair]]\nname = \"parish\"\n[pair.source]\n{}[pair.target]\nkind = \"ics\"\npath = \"public.ics\"\n",
+        graph_side(fake, calendar)
+    ))
 }
 
 #[test]
