@@ -10,9 +10,10 @@ pub const DEFAULT_CONFIG: &str = "/etc/calsync/calsync.toml";
 
 /// Publish the public events of a calendar into another calendar.
 ///
-/// calsync reads a source calendar (a CalDAV calendar such as Nextcloud's, or an .ics feed),
-/// keeps only what may be shown to the public, and mirrors that into a target calendar (CalDAV,
-/// or an .ics file for a website). It runs once per invocation, from a systemd timer or cron,
+/// calsync reads a source calendar (Microsoft 365, Google Calendar, a CalDAV calendar such as
+/// Nextcloud's, or an .ics feed), keeps only what may be shown to the public, and mirrors that
+/// into a target calendar (Microsoft 365, Google Calendar, CalDAV, or an .ics file for a
+/// website). It runs once per invocation, from a systemd timer or cron,
 /// remembers everything in one SQLite file and writes JSON lines on stdout.
 #[derive(Debug, Parser)]
 #[command(

@@ -59,6 +59,13 @@ pub fn target_uid(pair: &str, item: &ItemKey) -> String {
     format!("{}@calsync", hex(&item_digest(pair, item)))
 }
 
+/// The UID of the item a tag was made for: targets that cannot store a UID of their own
+/// (Graph assigns its own `iCalUId`) read it back from the tag.
+pub fn target_uid_of_tag(tag: &str) -> String {
+    let digest = tag.split_once('.').map_or(tag, |(_, d)| d);
+    format!("{digest}@calsync")
+}
+
 /// The CalDAV resource name (without the collection path).
 pub fn resource_name(pair: &str, item: &ItemKey) -> String {
     format!("calsync-{}.ics", hex(&item_digest(pair, item)))
@@ -111,6 +118,7 @@ mod tests {
         assert!(is_pair_tag("p", &tag));
         assert!(!is_pair_tag("q", &tag));
         assert!(!is_pair_tag("p", "0123456789abcdef.short"));
+        assert_eq!(target_uid_of_tag(&tag), target_uid("p", &key("k")));
     }
 
     #[test]

@@ -27,6 +27,7 @@
 pub mod caldav;
 pub mod dry_run;
 pub mod google;
+pub mod graph;
 pub mod ics;
 pub mod pool;
 
@@ -366,7 +367,7 @@ pub fn build_source<'a>(ctx: &Context<'a>) -> Result<Box<dyn Source + 'a>, Provi
         ))),
         Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavSource::new(s, ctx)?)),
         Endpoint::Google(s) => Ok(Box::new(google::GoogleSource::new(s, ctx)?)),
-        other => Err(not_built(ctx, other, "source")),
+        Endpoint::Graph(s) => Ok(Box::new(graph::GraphSource::new(s, ctx)?)),
     }
 }
 
@@ -380,16 +381,7 @@ pub fn build_target<'a>(ctx: &Context<'a>) -> Result<Box<dyn Target + 'a>, Provi
         Endpoint::Ics(s) => Ok(Box::new(ics::IcsTarget::new(s.clone(), ctx)?)),
         Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavTarget::new(s, ctx)?)),
         Endpoint::Google(s) => Ok(Box::new(google::GoogleTarget::new(s, ctx)?)),
-        other => Err(not_built(ctx, other, "target")),
+        Endpoint::Graph(s) => Ok(Box::new(graph::GraphTarget::new(s, ctx)?)),
     }
 }
 
-fn not_built(ctx: &Context<'_>, endpoint: &Endpoint, side: &str) -> ProviderError {
-    ProviderError::Config(format!(
-        "{}: pair '{}': the {} provider '{}' is not available in this build of calsync",
-        ctx.settings.path.display(),
-        ctx.pair.name,
-        side,
-        endpoint.kind()
-    ))
-}

@@ -506,6 +506,16 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
+    /// Forgets cached values that expired before `now` (Unix seconds); how many.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn forget_expired(&self, now: i64) -> Result<usize, StoreError> {
+        self.conn
+            .execute("DELETE FROM cache WHERE expires_at <= ?1", [now])
+            .map_err(|e| self.sql(e))
+    }
+
     /// Runs `f` inside one transaction (committed when it returns `Ok`).
     ///
     /// # Errors
@@ -797,6 +807,16 @@ fn unusable(path: &Path, e: &rusqlite::Error) -> StoreError {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn expired_cache_entries_are_forgotten_and_live_ones_kept() {
+        let s = Store::in_memory().unwrap();
+        s.cache("old", "a", 100).unwrap();
+        s.cache("live", "b", 300).unwrap();
+        assert_eq!(s.forget_expired(200).unwrap(), 1);
+        assert_eq!(s.cached("live", 200).unwrap().as_deref(), Some("b"));
+        assert_eq!(s.cached("old", 0).unwrap(), None);
+    }
 
     #[test]
     fn an_in_memory_state_has_the_schema_and_no_file() {
