@@ -32,7 +32,7 @@ measure() {  # dir label -> "wall cpu rss_kib"
   local dir="$1" label="$2"
   /usr/bin/time -f "%e %U %S %M" -o "$dir/$label.time" "$BIN" --config "$dir/calsync.toml" sync \
     > "$dir/$label.log" || { echo "scale.sh: $label sync failed in $dir" >&2; tail -3 "$dir/$label.log" >&2; exit 1; }
-  awk '{ printf "%.2f %.2f %d", $1, $2 + $3, $4 }' "$dir/$label.time"
+  awk '{ printf "%.2f %.2f %d\n", $1, $2 + $3, $4 }' "$dir/$label.time"
 }
 
 echo "| events | run | wall s | CPU s | peak RSS MiB | µs per event (wall) | growth vs previous size |"

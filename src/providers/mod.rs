@@ -384,4 +384,3 @@ pub fn build_target<'a>(ctx: &Context<'a>) -> Result<Box<dyn Target + 'a>, Provi
         Endpoint::Graph(s) => Ok(Box::new(graph::GraphTarget::new(s, ctx)?)),
     }
 }
-
