@@ -195,6 +195,174 @@ fn names(line: &str, name: &str) -> bool {
         && matches!(line.as_bytes()[name.len()], b';' | b':' | b' ' | b'\t')
 }
 
+/// Where a calendar's top-level components lie in its bytes, found without unfolding or
+/// keeping the whole text: what [`components`] finds, as byte ranges, so a feed of 100,000
+/// events can be read a page at a time. Each range holds whole physical lines (folds inside
+/// it), so unfolding it alone gives the lines [`components`] would.
+#[derive(Debug, Default)]
+pub(super) struct Scan {
+    /// `(kind, byte range)` of each component directly inside a VCALENDAR, in order.
+    pub spans: Vec<(String, std::ops::Range<usize>)>,
+    /// For each VEVENT span (same order as they appear among `spans`): the text of its first
+    /// `UID` property on the VEVENT itself (raw value, not unescaped), if any.
+    pub uids: Vec<Option<String>>,
+    /// Lines directly inside a VCALENDAR (X-WR-TIMEZONE, METHOD, …), unfolded, in order.
+    pub properties: Vec<String>,
+}
+
+/// Scans the bytes of a calendar as [`components`] reads its unfolded text, with the same
+/// rules and the same errors (positions in the feed's own lines).
+///
+/// # Errors
+/// As [`components`], with [`IcalError::in_feed`] positions.
+pub(super) fn scan(bytes: &[u8]) -> Result<Scan, IcalError> {
+    let bom = if bytes.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
+    let body = &bytes[bom..];
+    let mut out = Scan::default();
+    let mut stack: Vec<String> = Vec::new();
+    // The open top-level component: kind, start offset, whether it is a VEVENT.
+    let mut current: Option<(String, usize)> = None;
+    let mut current_uid: Option<String> = None;
+    let mut seen_calendar = false;
+    // The last line that is not blank: its logical number and byte range (for the position of
+    // a truncation, worked out only when there is one).
+    let mut last: Option<(usize, usize, usize)> = None;
+    let mut logical = 0usize;
+    let mut line_buf: Vec<u8> = Vec::new();
+    let mut at = 0usize;
+    while at < body.len() {
+        // One logical line: a physical line and the lines that continue it.
+        let start = at;
+        let mut end = physical_end(body, at);
+        let mut next = (end + 1).min(body.len());
+        while next < body.len() && matches!(body[next], b' ' | b'\t') {
+            end = physical_end(body, next);
+            next = (end + 1).min(body.len());
+        }
+        at = if end < body.len() {
+            end + 1
+        } else {
+            body.len()
+        };
+        logical += 1;
+        let raw = &body[start..end];
+        // Unfolded only when it matters: what may be BEGIN/END/UID, a calendar property, or
+        // a line that might be blank.
+        let first = raw.first().copied().unwrap_or(b' ');
+        let depth = stack.len();
+        // A line starting with anything but whitespace (ASCII, or a byte that may begin a
+        // wider space) is not blank.
+        let maybe_blank = raw.is_empty() || first.is_ascii_whitespace() || first >= 0x80;
+        let wanted =
+            matches!(first.to_ascii_uppercase(), b'B' | b'E' | b'U') || depth == 1 || maybe_blank;
+        if !wanted {
+            last = Some((logical, start, end));
+            continue;
+        }
+        line_buf.clear();
+        unfold_into(raw, &mut line_buf);
+        let text = String::from_utf8_lossy(&line_buf);
+        let line = text.strip_suffix('\r').unwrap_or(&text);
+        if line.trim().is_empty() {
+            continue;
+        }
+        last = Some((logical, start, end));
+        match begin_or_end(line) {
+            Some((true, name)) => {
+                if stack.is_empty() {
+                    if name == "VCALENDAR" {
+                        seen_calendar = true;
+                        stack.push(name);
+                    }
+                    continue;
+                }
+                if stack.len() == 1 {
+                    current = Some((name.clone(), bom + start));
+                    current_uid = None;
+                }
+                stack.push(name);
+            }
+            Some((false, name)) => {
+                let Some(pos) = stack.iter().rposition(|open| *open == name) else {
+                    continue;
+                };
+                if pos + 1 != stack.len() {
+                    return Err(IcalError::Unbalanced {
+                        line: logical,
+                        column: 1,
+                    }
+                    .in_feed(bytes));
+                }
+                stack.pop();
+                if stack.len() == 1
+                    && let Some((kind, from)) = current.take()
+                {
+                    if kind == "VEVENT" {
+                        out.uids.push(current_uid.take());
+                    }
+                    out.spans.push((kind, from..bom + at));
+                }
+            }
+            None => {
+                if current.is_some() {
+                    if stack.len() == 2 && current_uid.is_none() && names(line, "UID") {
+                        current_uid = split_property(line)
+                            .filter(|(name, _)| name.eq_ignore_ascii_case("UID"))
+                            .map(|_| line.to_string());
+                    }
+                } else if stack.len() == 1 {
+                    out.properties.push(line.to_string());
+                }
+            }
+        }
+    }
+    if !seen_calendar {
+        return Err(IcalError::NotACalendar { line: 1, column: 1 }.in_feed(bytes));
+    }
+    if !stack.is_empty() {
+        let (line, column) = match last {
+            Some((number, start, end)) => {
+                line_buf.clear();
+                unfold_into(&body[start..end], &mut line_buf);
+                let text = String::from_utf8_lossy(&line_buf);
+                let line = text.strip_suffix('\r').unwrap_or(&text);
+                (number, line.chars().count() + 1)
+            }
+            None => (1, 1),
+        };
+        return Err(IcalError::Truncated { line, column }.in_feed(bytes));
+    }
+    Ok(out)
+}
+
+/// The offset of the `\n` ending the physical line that starts at `from` (or the end).
+fn physical_end(body: &[u8], from: usize) -> usize {
+    body[from..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(body.len(), |i| from + i)
+}
+
+/// Appends a logical line's bytes without its folds (as [`unfold`] removes them: a line end
+/// and the one space or tab after it).
+fn unfold_into(raw: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < raw.len() {
+        match (raw[i], raw.get(i + 1), raw.get(i + 2)) {
+            (b'\r', Some(b'\n'), Some(b' ' | b'\t')) => i += 3,
+            (b'\n', Some(b' ' | b'\t'), _) => i += 2,
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+}
+
 /// `Some((true, NAME))` for a `BEGIN:NAME` line, `Some((false, NAME))` for `END:NAME`.
 fn begin_or_end(line: &str) -> Option<(bool, String)> {
     if !(names(line, "BEGIN") || names(line, "END")) {
@@ -227,12 +395,11 @@ pub(super) fn split_property(line: &str) -> Option<(&str, &str)> {
     None
 }
 
-/// What a calendar holds: its components, and the properties of the VCALENDAR(s) itself.
+/// What a calendar holds: its components. (Its own properties, such as X-WR-TIMEZONE, are
+/// read by [`scan`].)
 #[derive(Debug)]
 pub(super) struct Calendar<'a> {
     pub blocks: Vec<Block<'a>>,
-    /// Lines directly inside a VCALENDAR (X-WR-TIMEZONE, METHOD, …), in order.
-    pub properties: Vec<&'a str>,
 }
 
 /// Cuts unfolded calendar text into the components found directly inside its VCALENDAR(s).
@@ -244,7 +411,6 @@ pub(super) struct Calendar<'a> {
 /// (unfolded) lines, 1-based; [`physical_position`] turns them into the feed's own lines.
 pub(super) fn components(text: &str) -> Result<Calendar<'_>, IcalError> {
     let mut blocks = Vec::new();
-    let mut properties = Vec::new();
     let mut stack: Vec<String> = Vec::new();
     let mut current: Option<Block<'_>> = None;
     let mut seen_calendar = false;
@@ -301,8 +467,6 @@ pub(super) fn components(text: &str) -> Result<Calendar<'_>, IcalError> {
             None => {
                 if let Some(block) = current.as_mut() {
                     block.lines.push(line);
-                } else if stack.len() == 1 {
-                    properties.push(line);
                 }
             }
         }
@@ -317,7 +481,7 @@ pub(super) fn components(text: &str) -> Result<Calendar<'_>, IcalError> {
             column: last.1,
         });
     }
-    Ok(Calendar { blocks, properties })
+    Ok(Calendar { blocks })
 }
 
 /// The feed's own line (1-based) of a logical line: folded continuation lines count as the
@@ -340,6 +504,64 @@ pub(super) fn physical_line(bytes: &[u8], logical: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `scan` finds what `components` finds, with the same errors: on every fixture, every
+    /// calendar of the real-world corpus, and hand-made edge cases.
+    #[test]
+    fn scan_agrees_with_components() {
+        let mut inputs: Vec<(String, Vec<u8>)> = vec![
+            ("empty".into(), b"".to_vec()),
+            ("bom".into(), b"\xEF\xBB\xBFBEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:a\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n".to_vec()),
+            ("folded begin".into(), b"BEGIN:VCAL\r\n ENDAR\r\nBEG\n IN:VEVENT\nUID:\n x\nEND:VEVENT\nEND:VCALENDAR".to_vec()),
+            ("truncated".into(), b"BEGIN:VCALENDAR\nBEGIN:VEVENT\nSUMMARY:caf\xC3\xA9\n\n".to_vec()),
+            ("out of order".into(), b"BEGIN:VCALENDAR\nBEGIN:VEVENT\nBEGIN:VALARM\nEND:VEVENT\nEND:VCALENDAR\n".to_vec()),
+            ("stray end".into(), b"BEGIN:VCALENDAR\nEND:VTODO\nBEGIN:VEVENT\nEND:VALARM\nUID:b\nEND:VEVENT\nX-WR-TIMEZONE:Europe/Berlin\nEND:VCALENDAR\n".to_vec()),
+            ("noise".into(), b"hello\nBEGIN:VEVENT\nEND:VEVENT\n".to_vec()),
+            ("two calendars".into(), b"BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:1\nEND:VEVENT\nEND:VCALENDAR\nBEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:2\nEND:VEVENT\nEND:VCALENDAR\n".to_vec()),
+        ];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in [
+            root.join("tests/fixtures"),
+            root.join("../shared/realworld-ics/corpus"),
+        ] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "ics") {
+                    inputs.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        assert!(inputs.len() > 100, "the corpus is beside the repository");
+        for (name, bytes) in &inputs {
+            let text = unfold(bytes);
+            let want = components(&text).map_err(|e| e.in_feed(bytes));
+            let got = scan(bytes);
+            match (want, got) {
+                (Ok(cal), Ok(scan)) => {
+                    assert_eq!(cal.blocks.len(), scan.spans.len(), "{name}");
+                    for (block, (kind, range)) in cal.blocks.iter().zip(&scan.spans) {
+                        assert_eq!(&block.kind, kind, "{name}");
+                        let again = format!(
+                            "BEGIN:VCALENDAR\r\n{}\r\nEND:VCALENDAR\r\n",
+                            unfold(&bytes[range.clone()])
+                        );
+                        let inner = components(&again).unwrap();
+                        assert_eq!(inner.blocks.len(), 1, "{name}");
+                        assert_eq!(inner.blocks[0].lines, block.lines, "{name}");
+                    }
+                }
+                (Err(a), Err(b)) => assert_eq!(a, b, "{name}"),
+                (a, b) => panic!(
+                    "{name}: components {:?}, scan {:?}",
+                    a.map(|_| ()),
+                    b.map(|_| ())
+                ),
+            }
+        }
+    }
 
     #[test]
     fn unfolds_crlf_and_bare_lf_before_decoding() {

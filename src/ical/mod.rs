@@ -20,7 +20,7 @@ mod split;
 mod values;
 mod zones;
 
-pub use parse::{ReadBack, parse_feed, parse_published};
+pub use parse::{FeedError, ReadBack, parse_feed, parse_published, read_feed};
 pub use render::{CalendarWriter, render_calendar, render_resource, zones_of};
 
 use crate::model::{PublicEvent, SourceEvent, SourceKey};

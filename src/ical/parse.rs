@@ -42,39 +42,135 @@ use std::collections::{HashMap, HashSet};
 /// [`IcalError`] when the bytes are not a calendar, are cut short, or nest components wrongly.
 /// Problems of single events are not errors: they land in [`Feed::skipped`].
 pub fn parse_feed(bytes: &[u8]) -> Result<Feed, IcalError> {
-    let text = lines::unfold(bytes);
-    let cal = lines::components(&text).map_err(|e| e.in_feed(bytes))?;
-    let zones = Zones::new(cal.blocks.iter().filter(|b| b.kind == "VTIMEZONE"));
+    let mut all = Feed::default();
+    read_feed(bytes, usize::MAX, |page| {
+        all.events.extend(page.events);
+        all.skipped.extend(page.skipped);
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .map_err(|e| match e {
+        FeedError::Ical(e) => e,
+        FeedError::Sink(never) => match never {},
+    })?;
+    Ok(all)
+}
+
+/// Why [`read_feed`] stopped: the feed, or what the sink returned.
+#[derive(Debug)]
+pub enum FeedError<E> {
+    Ical(IcalError),
+    Sink(E),
+}
+
+/// Reads a feed a page at a time: its items (as [`parse_feed`] reads them) are handed to
+/// `sink` in pages of about `page` items, each page read from the feed's bytes when it is
+/// its turn, so what a read holds at once is the bytes, an index of where each event lies
+/// (offsets and UIDs) and one page — not the whole calendar parsed. The structure of the
+/// whole feed is checked first: a feed that is cut short or out of order is an error before
+/// any page is handed over.
+///
+/// # Errors
+/// [`FeedError::Ical`] as [`parse_feed`]; [`FeedError::Sink`] with what `sink` returned.
+pub fn read_feed<E>(
+    bytes: &[u8],
+    page: usize,
+    mut sink: impl FnMut(Feed) -> Result<(), E>,
+) -> Result<(), FeedError<E>> {
+    let scan = lines::scan(bytes).map_err(FeedError::Ical)?;
+    let span_block = |range: &std::ops::Range<usize>| -> String {
+        let mut text = String::from("BEGIN:VCALENDAR\r\n");
+        text.push_str(&lines::unfold(&bytes[range.clone()]));
+        text.push_str("\r\nEND:VCALENDAR\r\n");
+        text
+    };
+    let zone_texts: Vec<String> = scan
+        .spans
+        .iter()
+        .filter(|(kind, _)| kind == "VTIMEZONE")
+        .map(|(_, range)| span_block(range))
+        .collect();
+    let zone_cals: Vec<lines::Calendar<'_>> = zone_texts
+        .iter()
+        .filter_map(|text| lines::components(text).ok())
+        .collect();
+    let zones = Zones::new(
+        zone_cals
+            .iter()
+            .flat_map(|c| c.blocks.iter())
+            .filter(|b| b.kind == "VTIMEZONE"),
+    );
+    let properties: Vec<&str> = scan.properties.iter().map(String::as_str).collect();
     let ctx = Context {
-        floating: floating_zone(&cal.properties, &zones),
+        floating: floating_zone(&properties, &zones),
         zones,
     };
 
-    let mut groups: Vec<Group> = Vec::new();
-    let mut by_uid: HashMap<String, usize> = HashMap::new();
-    for (index, block) in cal.blocks.iter().filter(|b| b.kind == "VEVENT").enumerate() {
-        let vevent = read_vevent(block, &ctx, index);
-        let id = match &vevent.uid {
-            Some(uid) => uid.clone(),
-            None => format!("nouid:{}", sha256_hex(block.text().as_bytes())),
+    // Group the VEVENTs by UID (a VEVENT without one by the hash of its text), in the order
+    // each group first appears.
+    struct Member {
+        range: std::ops::Range<usize>,
+        index: usize,
+    }
+    let mut groups: Vec<(String, bool, Vec<Member>)> = Vec::new();
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let vevents = scan.spans.iter().filter(|(kind, _)| kind == "VEVENT");
+    for (index, ((_, range), uid_line)) in vevents.zip(&scan.uids).enumerate() {
+        let uid = uid_line
+            .as_deref()
+            .and_then(|line| lines::raw_property(line, false))
+            .map(|(_, raw)| values::text(raw.value).trim().to_string())
+            .filter(|u| !u.is_empty());
+        let (id, has_uid) = match uid {
+            Some(uid) => (uid, true),
+            None => {
+                let text = span_block(range);
+                let key = lines::components(&text)
+                    .ok()
+                    .and_then(|c| c.blocks.into_iter().next())
+                    .map(|b| sha256_hex(b.text().as_bytes()))
+                    .unwrap_or_default();
+                (format!("nouid:{key}"), false)
+            }
         };
-        let at = *by_uid.entry(id.clone()).or_insert_with(|| {
-            groups.push(Group {
-                id,
-                has_uid: vevent.uid.is_some(),
-                members: Vec::new(),
-            });
+        let at = *by_id.entry(id.clone()).or_insert_with(|| {
+            groups.push((id, has_uid, Vec::new()));
             groups.len() - 1
         });
-        groups[at].members.push(vevent);
+        groups[at].2.push(Member {
+            range: range.clone(),
+            index,
+        });
     }
+    drop(by_id);
 
-    let mut feed = Feed::default();
     let mut keys = HashSet::new();
-    for group in groups {
-        group.resolve(&mut feed, &mut keys);
+    let mut feed = Feed::default();
+    let page = page.max(1);
+    for (id, has_uid, members) in groups {
+        let mut vevents = Vec::with_capacity(members.len());
+        for m in members {
+            let text = span_block(&m.range);
+            let Ok(cal) = lines::components(&text) else {
+                continue;
+            };
+            if let Some(block) = cal.blocks.iter().find(|b| b.kind == "VEVENT") {
+                vevents.push(read_vevent(block, &ctx, m.index));
+            }
+        }
+        Group {
+            id,
+            has_uid,
+            members: vevents,
+        }
+        .resolve(&mut feed, &mut keys);
+        if feed.events.len() >= page {
+            sink(std::mem::take(&mut feed)).map_err(FeedError::Sink)?;
+        }
     }
-    Ok(feed)
+    if !feed.events.is_empty() || !feed.skipped.is_empty() {
+        sink(feed).map_err(FeedError::Sink)?;
+    }
+    Ok(())
 }
 
 /// What reading one VEVENT needs from the rest of the feed.
@@ -238,7 +334,6 @@ struct Group {
 
 /// One VEVENT as read; reading problems are kept so the whole group can be judged.
 struct Vevent {
-    uid: Option<String>,
     /// `None` for a master; the instance it overrides (and whether `RANGE=THISANDFUTURE`).
     recurrence_id: Option<Result<(Moment, bool), SkipReason>>,
     body: Result<Body, SkipReason>,
@@ -480,11 +575,6 @@ fn push_event(event: SourceEvent, feed: &mut Feed, keys: &mut HashSet<String>) {
 
 /// Reads one VEVENT block: what the model needs, by the values' grammar.
 fn read_vevent(block: &Block<'_>, ctx: &Context, index: usize) -> Vevent {
-    let uid = block
-        .props("UID", false)
-        .first()
-        .map(|p| values::text(p.value).trim().to_string())
-        .filter(|u| !u.is_empty());
     let recurrence_id = match single(block, "RECURRENCE-ID") {
         Ok(None) => None,
         Ok(Some(p)) => Some(moment_of(&p, "RECURRENCE-ID", ctx).map(|rid| {
@@ -515,7 +605,6 @@ fn read_vevent(block: &Block<'_>, ctx: &Context, index: usize) -> Vevent {
         })
         .max();
     Vevent {
-        uid,
         recurrence_id,
         body,
         sequence,

@@ -28,8 +28,8 @@ use crate::plan::ReadKind;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Items handed to the engine per page (bounds the staging transaction, not memory: a feed
-/// is one document).
+/// Items handed to the engine per page: what one staging transaction holds, and (with the
+/// feed's bytes and an index of its events) what a read holds in memory at once.
 const PAGE: usize = 500;
 
 /// What the source remembers between runs.
@@ -136,6 +136,20 @@ impl Source for IcsSource {
         sink: &mut PageSink<'_>,
     ) -> Result<ReadEnd, ProviderError> {
         let previous: Option<FeedCursor> = cursor.and_then(|c| serde_json::from_str(c).ok());
+        // A file is hashed as it is read in pieces first: an unchanged one is never held in
+        // memory (a no-op run on a 90 MB feed stays small).
+        if let (IcsLocation::Path(path), Some(prev)) = (&self.settings.location, &previous) {
+            let hash = crate::fsutil::file_sha256(path).map_err(|e| ProviderError::Failed {
+                what: self.describe(),
+                detail: format!("cannot read: {e}"),
+            })?;
+            if hash.as_deref() == Some(prev.hash.as_str()) {
+                return Ok(ReadEnd {
+                    kind: ReadKind::Unchanged,
+                    cursor: cursor.map(str::to_string),
+                });
+            }
+        }
         let Some((bytes, next)) = self.fetch(previous.as_ref())? else {
             return Ok(ReadEnd {
                 kind: ReadKind::Unchanged,
@@ -144,37 +158,33 @@ impl Source for IcsSource {
         };
         let encoded = serde_json::to_string(&next).expect("cursors serialise");
         if previous.as_ref().is_some_and(|p| p.hash == next.hash) {
-            // The server ignored the conditional headers, or it is a file: same bytes.
+            // The server ignored the conditional headers: same bytes.
             return Ok(ReadEnd {
                 kind: ReadKind::Unchanged,
                 cursor: Some(encoded),
             });
         }
-        let feed = crate::ical::parse_feed(&bytes).map_err(|e| ProviderError::Failed {
-            what: self.describe(),
-            detail: e.to_string(),
+        // Page by page: what is held at once is the feed's bytes, an index of its events and
+        // one page, not the whole calendar parsed. The feed's structure is checked whole
+        // before the first page.
+        crate::ical::read_feed(&bytes, PAGE, |feed| {
+            sink(SourcePage {
+                events: feed.events,
+                removed: vec![],
+                skipped: feed
+                    .skipped
+                    .into_iter()
+                    .map(|s| (s.key, s.reason.to_string()))
+                    .collect(),
+            })
+        })
+        .map_err(|e| match e {
+            crate::ical::FeedError::Ical(e) => ProviderError::Failed {
+                what: self.describe(),
+                detail: e.to_string(),
+            },
+            crate::ical::FeedError::Sink(e) => e,
         })?;
-        let mut skipped: Vec<(Option<crate::model::SourceKey>, String)> = feed
-            .skipped
-            .into_iter()
-            .map(|s| (s.key, s.reason.to_string()))
-            .collect();
-        let mut events = feed.events.into_iter().peekable();
-        if events.peek().is_none() {
-            sink(SourcePage {
-                events: vec![],
-                removed: vec![],
-                skipped: std::mem::take(&mut skipped),
-            })?;
-        }
-        while events.peek().is_some() {
-            let page: Vec<_> = events.by_ref().take(PAGE).collect();
-            sink(SourcePage {
-                events: page,
-                removed: vec![],
-                skipped: std::mem::take(&mut skipped),
-            })?;
-        }
         Ok(ReadEnd {
             kind: ReadKind::Full,
             cursor: Some(encoded),

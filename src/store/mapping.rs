@@ -28,7 +28,8 @@ pub struct StagedItem {
     pub item_key: String,
     pub source_key: String,
     pub hash: String,
-    /// The canonical JSON of the public event.
+    /// The canonical JSON of the public event; empty when the mapping already holds this
+    /// very content (same hash): it will not be written, so it is not staged either.
     pub body: String,
     /// IANA zones the event uses, comma-separated.
     pub zones: String,
@@ -158,6 +159,20 @@ impl Store {
                 ])
             })
             .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The content hash the mapping holds for an item, if it is published.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn mapped_hash(&self, pair: &str, item_key: &str) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .prepare_cached(per_event::MAPPED_HASH)
+            .and_then(|mut st| {
+                st.query_row(params![pair, item_key], |r| r.get(0))
+                    .optional()
+            })
             .map_err(|e| self.sql(e))
     }
 
@@ -495,6 +510,7 @@ pub(crate) mod per_event {
            body = excluded.body, zones = excluded.zones, ends_at = excluded.ends_at,
            dtstamp = excluded.dtstamp";
     pub const DELETE_MAPPING: &str = "DELETE FROM mapping WHERE pair = ?1 AND item_key = ?2";
+    pub const MAPPED_HASH: &str = "SELECT hash FROM mapping WHERE pair = ?1 AND item_key = ?2";
     pub const ADD_INTENT: &str =
         "INSERT INTO intent (pair, run_id, item_key, action, target_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -510,6 +526,7 @@ pub(crate) mod per_event {
         ("MAPPED", MAPPED),
         ("UPSERT_MAPPING", UPSERT_MAPPING),
         ("DELETE_MAPPING", DELETE_MAPPING),
+        ("MAPPED_HASH", MAPPED_HASH),
         ("ADD_INTENT", ADD_INTENT),
         ("CLEAR_INTENT", CLEAR_INTENT),
     ];

@@ -17,6 +17,21 @@
 //! calsync creates the state file, never a missing folder (systemd's `StateDirectory=` makes
 //! the default one): a folder that does not exist, a path that names a folder, and a file or
 //! folder calsync may not write are configuration problems (78) naming the path.
+//!
+//! Cost, chosen for calendars of 100,000 events on a small machine (DESIGN.md, Cost):
+//! - every statement run once per event is served by an index on its whole key
+//!   (`mapping::per_event`, held to it by a test with `EXPLAIN QUERY PLAN`);
+//! - the page cache is 32 MiB (`cache_size = -32768`), against SQLite's 2 MiB default: the
+//!   mapping of 100,000 events with their published bodies is about 150 MB, and a run touches
+//!   it page by page, so a cache that holds the B-trees' inner pages and the current stretch
+//!   of leaves turns most of those reads into memory reads; it is a ceiling, not an
+//!   allocation (a small calendar uses what it needs);
+//! - transactions are one per staged page of a source (200–500 items) and two per batch of
+//!   writes (128): large enough that commits (WAL appends, `synchronous = NORMAL`, no fsync
+//!   per commit) are a small part of a run, small enough that a stop or a crash loses at
+//!   most one page of staging and never an outcome;
+//! - the integrity of the whole file is not checked on open (that reads every page): damage
+//!   shows on the page that is read, as the same "damaged" error (78).
 
 mod audit;
 mod mapping;
@@ -418,7 +433,7 @@ impl Store {
         };
         self.conn
             .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768;",
             )
             .map_err(|e| self.sql(e))?;
         if matches!(identity, Identity::Legacy(_)) {
@@ -443,10 +458,18 @@ impl Store {
         Ok(())
     }
 
+    /// A SQLite failure on this file. Damage found while using it (a corrupt page, a file
+    /// that turned out not to be a database) is the file's fault, not a passing one: it is
+    /// [`StoreError::Unusable`] (78), whenever it shows.
     pub(crate) fn sql(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
+        match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                unusable(&self.path, &source)
+            }
+            _ => StoreError::Sqlite {
+                path: self.path.clone(),
+                source,
+            },
         }
     }
 
@@ -654,17 +677,9 @@ fn identify(conn: &Connection, path: &Path) -> Result<Identity, StoreError> {
     };
     let application_id = read("application_id")? as i32;
     let version = read("user_version")?;
-    let integrity: String = conn
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(|e| unusable(path, &e))?;
-    if integrity != "ok" {
-        return Err(StoreError::Unusable {
-            path: path.to_path_buf(),
-            problem: format!(
-                "the database is damaged ({integrity}); restore it from a backup or move it aside"
-            ),
-        });
-    }
+    // No `PRAGMA quick_check` here: it reads every page, and at 100,000 events that was a
+    // second of every run (three opens). Damage shows as SQLITE_CORRUPT on the page that is
+    // read, which `Store::sql` turns into the same "damaged" error (78).
     if application_id != 0 && application_id != APPLICATION_ID {
         return Err(foreign(path, application_id));
     }
@@ -851,6 +866,50 @@ mod tests {
         assert_eq!(mode, "wal");
         drop(store);
         Store::open(&path).expect("reopens");
+    }
+
+    #[test]
+    fn damage_found_while_reading_is_the_files_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let root: i64 = {
+            let s = Store::open(&path).unwrap();
+            s.upsert_mapping(
+                "p",
+                &MappedRow {
+                    item_key: "k".into(),
+                    source_key: "k".into(),
+                    target_id: "t".into(),
+                    etag: None,
+                    hash: "h".into(),
+                    body: "{}".into(),
+                    zones: String::new(),
+                    ends_at: None,
+                    dtstamp: 1,
+                },
+            )
+            .unwrap();
+            s.conn
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                .unwrap();
+            s.conn
+                .query_row(
+                    "SELECT rootpage FROM sqlite_master WHERE name = 'mapping'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        // The mapping's page gets a page type SQLite does not know.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let page = 4096 * (root as usize - 1);
+        bytes[page] = 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let s = Store::open(&path).unwrap();
+        let err = s.mapped("p", "k").unwrap_err();
+        assert!(matches!(err, StoreError::Unusable { .. }), "{err:?}");
+        assert_eq!(err.exit_code(), crate::exit::CONFIG);
+        assert!(err.to_string().contains("damaged"), "{err}");
     }
 
     #[test]
