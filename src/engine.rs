@@ -68,6 +68,9 @@ pub struct Counts {
     pub withdrawn: u64,
     /// Source items read.
     pub read: u64,
+    /// Of those, items the source listed as exactly what they were when last read (not read
+    /// again; what was decided of them stands).
+    pub read_unchanged: u64,
 }
 
 impl Counts {
@@ -208,6 +211,7 @@ impl Engine<'_> {
             exit_code = exit_code,
             read = read_kind.map(ReadKind::as_str).unwrap_or("none"),
             source_items = counts.read,
+            source_unchanged = counts.read_unchanged,
             created = counts.created,
             updated = counts.updated,
             deleted = counts.deleted,
@@ -513,6 +517,11 @@ impl Engine<'_> {
         self.store.transaction(|s| {
             for key in &page.removed {
                 s.stage_source(&pair.name, &key.0, SourceOutcome::Removed)?;
+            }
+            for key in &page.unchanged {
+                counts.read += 1;
+                counts.read_unchanged += 1;
+                s.stage_source(&pair.name, &key.0, SourceOutcome::Unchanged)?;
             }
             for event in &page.events {
                 counts.read += 1;

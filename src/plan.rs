@@ -28,6 +28,9 @@ pub enum SourceOutcome {
     Past,
     /// The source deleted it.
     Removed,
+    /// The source listed it as exactly what it was when last read: what was decided and
+    /// published of it stands.
+    Unchanged,
 }
 
 impl SourceOutcome {
@@ -36,6 +39,7 @@ impl SourceOutcome {
             SourceOutcome::Publish => "publish",
             SourceOutcome::Withhold => "withhold",
             SourceOutcome::Withdraw => "withdraw",
+            SourceOutcome::Unchanged => "unchanged",
             SourceOutcome::Past => "past",
             SourceOutcome::Removed => "removed",
         }
@@ -46,6 +50,7 @@ impl SourceOutcome {
             "publish" => SourceOutcome::Publish,
             "withhold" => SourceOutcome::Withhold,
             "withdraw" => SourceOutcome::Withdraw,
+            "unchanged" => SourceOutcome::Unchanged,
             "past" => SourceOutcome::Past,
             "removed" => SourceOutcome::Removed,
             _ => return None,
@@ -226,8 +231,8 @@ pub fn action_for(row: &PlanRow, read: ReadKind, window_from: i64) -> Option<Act
             etag: etag.clone(),
             withdrawn: false,
         }),
-        // Its source item ended before the window: leave it.
-        (None, Some(_), Some(SourceOutcome::Past), _) => None,
+        // Its source item ended before the window, or is as it was: leave it.
+        (None, Some(_), Some(SourceOutcome::Past | SourceOutcome::Unchanged), _) => None,
         // Not mentioned by a delta or an unchanged read: unchanged.
         (None, Some(_), None, ReadKind::Delta | ReadKind::Unchanged) => None,
         // Not listed by a full read: gone from the source, unless it aged out of the window.
@@ -396,7 +401,7 @@ mod tests {
             (
                 "nothing changed",
                 row(None, Some(("h", Some(900))), None),
-                Unchanged,
+                ReadKind::Unchanged,
                 None,
             ),
             (
@@ -428,6 +433,12 @@ mod tests {
                 row(None, Some(("h", Some(900))), Some(Withdraw)),
                 Delta,
                 Some("delete"),
+            ),
+            (
+                "listed unchanged by a full read",
+                row(None, Some(("h", Some(900))), Some(SourceOutcome::Unchanged)),
+                Full,
+                None,
             ),
         ];
         for (what, r, read, want) in cases {

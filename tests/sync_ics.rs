@@ -440,3 +440,66 @@ fn real_world_exports_publish_cleanly() {
         }
     }
 }
+
+/// When a few events of a big feed change, only they are read again: the others are listed
+/// as unchanged (the same bytes, the same rules, the same day) and what was published of
+/// them stands. A change of the rules reads everything again.
+#[test]
+fn only_changed_events_are_read_again_until_the_rules_change() {
+    let events = |changed: &str| {
+        feed(
+            &(0..12)
+                .map(|i| {
+                    let title = if i == 3 {
+                        format!("Event 3{changed}")
+                    } else {
+                        format!("Event {i}")
+                    };
+                    let extra = if i == 5 { "CATEGORIES:Choir" } else { "" };
+                    timed(&format!("e{i}@x"), &title, 2 + i, extra)
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let cli = Cli::new();
+    cli.write("feed.ics", events(""));
+    cli.write("calsync.toml", config("path = \"feed.ics\"", ""));
+    let first = cli.run(&["sync"]);
+    assert_eq!(first.code, 0, "{}", first.stdout);
+    assert_eq!(first.event("pair.finished").num("source_unchanged"), 0);
+
+    cli.write("feed.ics", events(" (moved to the hall)"));
+    let second = cli.run(&["sync"]);
+    assert_eq!(second.code, 0, "{}", second.stdout);
+    let done = second.event("pair.finished");
+    assert_eq!(
+        (
+            done.num("source_items"),
+            done.num("source_unchanged"),
+            done.num("updated"),
+            done.num("deleted")
+        ),
+        (12, 11, 1, 0)
+    );
+    let titles = ics::parse(&cli.read("public.ics")).summaries();
+    assert_eq!(titles.len(), 12);
+    assert!(titles.contains(&"Event 3 (moved to the hall)".to_string()));
+
+    // Excluding a category changes what an unchanged event gives: everything is read again.
+    cli.write(
+        "calsync.toml",
+        config("path = \"feed.ics\"", "").replace(
+            "exclude_categories = [\"Staff only\"]",
+            "exclude_categories = [\"Choir\"]",
+        ),
+    );
+    cli.write("feed.ics", events(" (back in church)"));
+    let third = cli.run(&["sync"]);
+    assert_eq!(third.code, 0, "{}", third.stdout);
+    let done = third.event("pair.finished");
+    assert_eq!(done.num("source_unchanged"), 0);
+    assert_eq!(done.num("withdrawn"), 1);
+    let titles = ics::parse(&cli.read("public.ics")).summaries();
+    assert_eq!(titles.len(), 11);
+    assert!(!titles.contains(&"Event 5".to_string()));
+}

@@ -20,7 +20,7 @@ mod split;
 mod values;
 mod zones;
 
-pub use parse::{FeedError, ReadBack, parse_feed, parse_published, read_feed};
+pub use parse::{FeedError, ReadBack, id_hash, parse_feed, parse_published, read_feed};
 pub use render::{CalendarWriter, render_calendar, render_resource, zones_of};
 
 use crate::model::{PublicEvent, SourceEvent, SourceKey};
@@ -31,6 +31,22 @@ use std::fmt;
 pub struct Feed {
     pub events: Vec<SourceEvent>,
     pub skipped: Vec<Skipped>,
+    /// Items not read again because their group of VEVENTs is byte-identical to one read
+    /// before (see [`read_feed`]): what they gave then stands.
+    pub unchanged: Vec<SourceKey>,
+    /// Every group of VEVENTs read or passed over, to be remembered for the next read.
+    pub seen: Vec<GroupSeen>,
+}
+
+/// A group of VEVENTs (one UID's master and overrides) as a reader remembers it: a hash of
+/// its UID, a digest of its bytes, and the source items it gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSeen {
+    pub id_hash: u64,
+    pub digest: u64,
+    pub keys: Vec<SourceKey>,
+    /// It gave exactly one item, keyed by its own id (the common case, remembered compactly).
+    pub regular: bool,
 }
 
 /// An item of the feed that could not be read faithfully and is left out (fail closed).

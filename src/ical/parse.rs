@@ -20,7 +20,7 @@
 use super::lines::{self, Block, RawProperty};
 use super::values::{self, Time};
 use super::zones::{Zone, Zones};
-use super::{Feed, IcalError, SkipReason, Skipped};
+use super::{Feed, GroupSeen, IcalError, SkipReason, Skipped};
 use crate::hashing::sha256_hex;
 use crate::model::{
     Details, Marking, Moment, Override, Period, PublicDetails, PublicEvent, PublicOverride,
@@ -43,7 +43,7 @@ use std::collections::{HashMap, HashSet};
 /// Problems of single events are not errors: they land in [`Feed::skipped`].
 pub fn parse_feed(bytes: &[u8]) -> Result<Feed, IcalError> {
     let mut all = Feed::default();
-    read_feed(bytes, usize::MAX, |page| {
+    read_feed(bytes, usize::MAX, &|_, _| None, |page| {
         all.events.extend(page.events);
         all.skipped.extend(page.skipped);
         Ok::<(), std::convert::Infallible>(())
@@ -53,6 +53,12 @@ pub fn parse_feed(bytes: &[u8]) -> Result<Feed, IcalError> {
         FeedError::Sink(never) => match never {},
     })?;
     Ok(all)
+}
+
+/// One VEVENT of a group: where it lies in the feed, and its place among the feed's VEVENTs.
+struct Member {
+    range: std::ops::Range<usize>,
+    index: usize,
 }
 
 /// Why [`read_feed`] stopped: the feed, or what the sink returned.
@@ -69,11 +75,19 @@ pub enum FeedError<E> {
 /// whole feed is checked first: a feed that is cut short or out of order is an error before
 /// any page is handed over.
 ///
+/// `known` is asked, per group of VEVENTs (one UID), whether a group with that id and that
+/// byte digest was read before, and what items it gave: when it answers, the group is not
+/// read again and its items are reported in [`Feed::unchanged`]. (The caller keeps those
+/// answers only for as long as reading the same bytes must give the same items.) Every group
+/// read or passed over is reported in [`Feed::seen`] — except one that had an item that
+/// could not be read, which is read (and reported skipped) every time.
+///
 /// # Errors
 /// [`FeedError::Ical`] as [`parse_feed`]; [`FeedError::Sink`] with what `sink` returned.
 pub fn read_feed<E>(
     bytes: &[u8],
     page: usize,
+    known: &dyn Fn(&str, u64) -> Option<Vec<SourceKey>>,
     mut sink: impl FnMut(Feed) -> Result<(), E>,
 ) -> Result<(), FeedError<E>> {
     let scan = lines::scan(bytes).map_err(FeedError::Ical)?;
@@ -107,10 +121,6 @@ pub fn read_feed<E>(
 
     // Group the VEVENTs by UID (a VEVENT without one by the hash of its text), in the order
     // each group first appears.
-    struct Member {
-        range: std::ops::Range<usize>,
-        index: usize,
-    }
     let mut groups: Vec<(String, bool, Vec<Member>)> = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();
     let vevents = scan.spans.iter().filter(|(kind, _)| kind == "VEVENT");
@@ -146,7 +156,89 @@ pub fn read_feed<E>(
     let mut keys = HashSet::new();
     let mut feed = Feed::default();
     let page = page.max(1);
+    let mut pending = 0usize;
     for (id, has_uid, members) in groups {
+        let digest = short_hash(
+            &members
+                .iter()
+                .map(|m| &bytes[m.range.clone()])
+                .collect::<Vec<_>>(),
+        );
+        if let Some(known_keys) = known(&id, digest) {
+            feed.unchanged.extend(known_keys.iter().cloned());
+            feed.seen.push(GroupSeen {
+                id_hash: id_hash(&id),
+                digest,
+                regular: known_keys.len() == 1 && known_keys[0].0 == id,
+                keys: known_keys,
+            });
+        } else {
+            let (events_before, skipped_before) = (feed.events.len(), feed.skipped.len());
+            let hash = id_hash(&id);
+            let own = SourceKey(id.clone());
+            read_group(
+                &ctx,
+                &span_block,
+                id,
+                has_uid,
+                members,
+                &mut feed,
+                &mut keys,
+            );
+            if feed.skipped.len() == skipped_before {
+                let produced: Vec<SourceKey> = feed.events[events_before..]
+                    .iter()
+                    .map(|e| e.key.clone())
+                    .collect();
+                feed.seen.push(GroupSeen {
+                    id_hash: hash,
+                    digest,
+                    regular: produced.len() == 1 && produced[0] == own,
+                    keys: produced,
+                });
+            }
+        }
+        pending += 1;
+        if pending >= page {
+            pending = 0;
+            sink(std::mem::take(&mut feed)).map_err(FeedError::Sink)?;
+        }
+    }
+    if !feed.events.is_empty() || !feed.skipped.is_empty() || !feed.unchanged.is_empty() {
+        sink(feed).map_err(FeedError::Sink)?;
+    }
+    Ok(())
+}
+
+/// The 64-bit hash a group's id is remembered by.
+pub fn id_hash(id: &str) -> u64 {
+    short_hash(&[id.as_bytes()])
+}
+
+/// A 64-bit digest of some byte slices (the first 8 bytes of their SHA-256, slices kept
+/// apart): enough to tell a group changed, stable across builds.
+fn short_hash(parts: &[&[u8]]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    let d = h.finalize();
+    u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+}
+
+/// Reads one group of VEVENTs (their byte ranges) and resolves it into `feed`.
+fn read_group(
+    ctx: &Context,
+    span_block: &dyn Fn(&std::ops::Range<usize>) -> String,
+    id: String,
+    has_uid: bool,
+    members: Vec<Member>,
+    feed: &mut Feed,
+    keys: &mut HashSet<String>,
+) {
+    {
         let mut vevents = Vec::with_capacity(members.len());
         for m in members {
             let text = span_block(&m.range);
@@ -154,7 +246,7 @@ pub fn read_feed<E>(
                 continue;
             };
             if let Some(block) = cal.blocks.iter().find(|b| b.kind == "VEVENT") {
-                vevents.push(read_vevent(block, &ctx, m.index));
+                vevents.push(read_vevent(block, ctx, m.index));
             }
         }
         Group {
@@ -162,15 +254,8 @@ pub fn read_feed<E>(
             has_uid,
             members: vevents,
         }
-        .resolve(&mut feed, &mut keys);
-        if feed.events.len() >= page {
-            sink(std::mem::take(&mut feed)).map_err(FeedError::Sink)?;
-        }
+        .resolve(feed, keys);
     }
-    if !feed.events.is_empty() || !feed.skipped.is_empty() {
-        sink(feed).map_err(FeedError::Sink)?;
-    }
-    Ok(())
 }
 
 /// What reading one VEVENT needs from the rest of the feed.

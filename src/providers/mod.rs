@@ -122,6 +122,41 @@ pub struct SourcePage {
     pub events: Vec<SourceEvent>,
     pub removed: Vec<SourceKey>,
     pub skipped: Vec<(Option<SourceKey>, String)>,
+    /// Items listed but not read again: the source knows they are exactly what they were
+    /// when last read (the same bytes, the same rules, the same day), so what was decided
+    /// and published of them stands.
+    pub unchanged: Vec<SourceKey>,
+}
+
+/// Hands a page to the sink in pieces of at most `size` events (a remote page can be larger
+/// than a staging transaction should be); removed, skipped and unchanged keys go with the
+/// first piece. Nothing is handed for an empty page.
+///
+/// # Errors
+/// What the sink returns.
+pub fn hand_in_pieces(
+    mut page: SourcePage,
+    size: usize,
+    sink: &mut PageSink<'_>,
+) -> Result<(), ProviderError> {
+    while page.events.len() > size {
+        let rest = page.events.split_off(size);
+        let first = std::mem::replace(&mut page.events, rest);
+        sink(SourcePage {
+            events: first,
+            removed: std::mem::take(&mut page.removed),
+            skipped: std::mem::take(&mut page.skipped),
+            unchanged: std::mem::take(&mut page.unchanged),
+        })?;
+    }
+    if !page.events.is_empty()
+        || !page.removed.is_empty()
+        || !page.skipped.is_empty()
+        || !page.unchanged.is_empty()
+    {
+        sink(page)?;
+    }
+    Ok(())
 }
 
 /// How a read ended.
@@ -360,11 +395,7 @@ impl<'a> Context<'a> {
 /// cause (a calendar resolved at build time).
 pub fn build_source<'a>(ctx: &Context<'a>) -> Result<Box<dyn Source + 'a>, ProviderError> {
     match &ctx.pair.source {
-        Endpoint::Ics(s) => Ok(Box::new(ics::IcsSource::new(
-            s.clone(),
-            ctx.http.clone(),
-            &ctx.pair.name,
-        ))),
+        Endpoint::Ics(s) => Ok(Box::new(ics::IcsSource::new(s.clone(), ctx))),
         Endpoint::Caldav(s) => Ok(Box::new(caldav::CaldavSource::new(s, ctx)?)),
         Endpoint::Google(s) => Ok(Box::new(google::GoogleSource::new(s, ctx)?)),
         Endpoint::Graph(s) => Ok(Box::new(graph::GraphSource::new(s, ctx)?)),

@@ -286,7 +286,7 @@ impl CaldavSource {
                     self.take(key, r, &mut out)?;
                 }
             }
-            hand(out, sink)?;
+            crate::providers::hand_in_pieces(out, PAGE, sink)?;
             self.fetch(&without_data, sink)?;
             if !truncated {
                 let cursor = Cursor::Sync {
@@ -489,23 +489,6 @@ impl Source for CaldavSource {
     }
 }
 
-/// Hands a page to the sink in pieces of [`PAGE`] items.
-fn hand(mut page: SourcePage, sink: &mut PageSink<'_>) -> Result<(), ProviderError> {
-    while page.events.len() > PAGE {
-        let rest = page.events.split_off(PAGE);
-        let first = std::mem::replace(&mut page.events, rest);
-        sink(SourcePage {
-            events: first,
-            removed: std::mem::take(&mut page.removed),
-            skipped: std::mem::take(&mut page.skipped),
-        })?;
-    }
-    if !page.events.is_empty() || !page.removed.is_empty() || !page.skipped.is_empty() {
-        sink(page)?;
-    }
-    Ok(())
-}
-
 fn etag_map(members: &[Member]) -> BTreeMap<String, String> {
     members
         .iter()
@@ -635,8 +618,9 @@ mod tests {
             events: vec![event; 2 * PAGE + 1],
             removed: vec![SourceKey("/c/r.ics".into())],
             skipped: vec![],
+            unchanged: vec![],
         };
-        hand(page, &mut |p: SourcePage| {
+        crate::providers::hand_in_pieces(page, PAGE, &mut |p: SourcePage| {
             sizes.push((p.events.len(), p.removed.len()));
             Ok(())
         })

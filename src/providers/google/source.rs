@@ -226,7 +226,7 @@ impl<'a> GoogleSource<'a> {
                     take(&mut page, item, &[]);
                 }
             }
-            hand(page, sink)
+            crate::providers::hand_in_pieces(page, PAGE, sink)
         })?;
         let Paged::Done {
             sync_token: Some(token),
@@ -260,10 +260,10 @@ impl<'a> GoogleSource<'a> {
                 None => page.removed.push(SourceKey(id.clone())),
             }
             if page.events.len() >= PAGE {
-                hand(std::mem::take(&mut page), sink)?;
+                crate::providers::hand_in_pieces(std::mem::take(&mut page), PAGE, sink)?;
             }
         }
-        hand(page, sink)
+        crate::providers::hand_in_pieces(page, PAGE, sink)
     }
 
     /// Changes since `token`; `None` when the token expired.
@@ -307,7 +307,7 @@ impl<'a> GoogleSource<'a> {
                     take(&mut page, item, &[]);
                 }
             }
-            hand(page, sink)
+            crate::providers::hand_in_pieces(page, PAGE, sink)
         })?;
         let token = match paged {
             Paged::Expired => {
@@ -386,21 +386,4 @@ fn take(page: &mut SourcePage, master: &Value, exceptions: &[&Value]) {
             page.skipped.push((key, reason));
         }
     }
-}
-
-/// Hands a page to the sink in pieces of [`PAGE`] items.
-fn hand(mut page: SourcePage, sink: &mut PageSink<'_>) -> Result<(), ProviderError> {
-    while page.events.len() > PAGE {
-        let rest = page.events.split_off(PAGE);
-        let first = std::mem::replace(&mut page.events, rest);
-        sink(SourcePage {
-            events: first,
-            removed: std::mem::take(&mut page.removed),
-            skipped: std::mem::take(&mut page.skipped),
-        })?;
-    }
-    if !page.events.is_empty() || !page.removed.is_empty() || !page.skipped.is_empty() {
-        sink(page)?;
-    }
-    Ok(())
 }
