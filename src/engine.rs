@@ -301,7 +301,9 @@ impl Engine<'_> {
         // Read and stage. A failed read returns here: nothing planned, nothing deleted.
         self.store.clear_staging(&pair.name)?;
         let end: ReadEnd = {
-            let mut sink = |page: SourcePage| self.stage_page(pair, &window, page, counts);
+            let shaped_by_window = |event: &PublicEvent| target.depends_on_window(event);
+            let mut sink =
+                |page: SourcePage| self.stage_page(pair, &window, &shaped_by_window, page, counts);
             source.read(cursor, &mut sink)?
         };
         let read_kind = end.kind;
@@ -502,6 +504,7 @@ impl Engine<'_> {
         &self,
         pair: &Pair,
         window: &Window,
+        shaped_by_window: &dyn Fn(&PublicEvent) -> bool,
         page: SourcePage,
         counts: &mut Counts,
     ) -> Result<(), ProviderError> {
@@ -541,7 +544,16 @@ impl Engine<'_> {
                         }
                         s.stage_source(&pair.name, &event.key.0, SourceOutcome::Publish)?;
                         for item in items {
+                            let window_dependent = shaped_by_window(&item.event);
                             let mut item = staged(event, item);
+                            if window_dependent {
+                                // What the target holds of it depends on the window: a new
+                                // day's window makes it differ from what is mapped.
+                                item.hash = hashing::sha256_hex(
+                                    format!("{}\0{}", item.hash, self.now.format("%Y-%m-%d"))
+                                        .as_bytes(),
+                                );
+                            }
                             // Unchanged content is not written, so its body need not be
                             // staged: an update of 1 % of 100,000 events stages 1,000
                             // bodies, not 100,000.

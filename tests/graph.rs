@@ -1031,3 +1031,48 @@ fn ics_to_graph_publishes_exactly_the_public_events() {
     let run = cli.run(&["validate", "--format", "json"]);
     assert_eq!(run.code, exit::OK, "{}", run.stdout);
 }
+
+/// A series Graph holds only as its occurrences in the window is written anew as the window
+/// moves, so occurrences entering the window reach the target (and an unchanged run on the
+/// same day writes nothing).
+#[test]
+fn an_expanded_series_follows_the_window_day_by_day() {
+    let (fake, calendar) = parish();
+    let start = support::ics::day(1);
+    let series = format!(
+        "UID:office@intranet\nDTSTAMP:20260101T000000Z\nDTSTART:{d}T090000Z\nDTEND:{d}T100000Z\n\
+         SUMMARY:Office hours\nRRULE:FREQ=DAILY;BYHOUR=9,17",
+        d = start.format("%Y%m%d")
+    );
+    let mut cli = ics_to_graph(&fake, &feed(&[series]));
+    let config = cli.read("calsync.toml").replace(
+        "name = \"parish\"\n",
+        "name = \"parish\"\npast_days = 0\nfuture_days = 3\n",
+    );
+    cli.write("calsync.toml", config);
+    let day = |offset: i64| format!("{}T06:00:00Z", support::ics::day(offset).format("%Y-%m-%d"));
+    cli.env("CALSYNC_NOW", &day(0));
+    ok(&cli.run(&["sync"]));
+    let days = |fake: &GraphFake| -> BTreeSet<String> {
+        fake.stored_events(USER, &calendar)
+            .iter()
+            .map(|e| e["start"]["dateTime"].as_str().unwrap()[..10].to_string())
+            .collect()
+    };
+    let first = days(&fake);
+    let last_day = support::ics::day(3).format("%Y-%m-%d").to_string();
+    assert!(first.iter().all(|d| *d <= last_day), "{first:?}");
+
+    // Later the same day: nothing to write.
+    fake.reset_counts();
+    ok(&cli.run(&["sync"]));
+    assert_eq!(fake.count(Kind::Batch), 0);
+
+    // Two days on, the window reaches two more days of occurrences.
+    cli.env("CALSYNC_NOW", &day(2));
+    ok(&cli.run(&["sync"]));
+    let later = days(&fake);
+    let entered = support::ics::day(4).format("%Y-%m-%d").to_string();
+    assert!(!first.contains(&entered), "{first:?}");
+    assert!(later.contains(&entered), "{later:?}");
+}

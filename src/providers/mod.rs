@@ -312,6 +312,14 @@ pub trait Target {
         Ok(())
     }
 
+    /// Whether what this target writes for `event` depends on the window (a series it can
+    /// only hold as its occurrences in the window, say). Such an item is written anew each
+    /// day the window moves, so occurrences entering the window reach the target; every
+    /// other item is written only when its content changes.
+    fn depends_on_window(&self, _event: &PublicEvent) -> bool {
+        false
+    }
+
     /// The events in the target that carry calsync's tag.
     ///
     /// # Errors

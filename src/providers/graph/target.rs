@@ -11,9 +11,8 @@
 //! master, `expanded:<tag>` a series Graph cannot hold (several BYDAY positions, RDATEs, an
 //! hourly rule…), written as one event per occurrence in the window, each marked with the
 //! item's tag in a second property; such an item is found, and deleted, by that tag. It
-//! covers the window as it was when written: an occurrence that enters the window later is
-//! written with the item's next change (or a re-run after the state file is lost), since an
-//! unchanged item is never rewritten.
+//! covers the window as it was when written, so it says it depends on the window
+//! (`Target::depends_on_window`): the engine writes it anew each day the window moves.
 //!
 //! A series that fits Graph's patterns is written as a series; its EXDATEs and overridden
 //! instances are then made true in the target: the master's instances are listed, the
@@ -728,6 +727,12 @@ impl GraphTarget<'_> {
 }
 
 impl Target for GraphTarget<'_> {
+    /// A series Graph's patterns cannot hold is written as its occurrences in the window: it
+    /// must be written again as the window moves.
+    fn depends_on_window(&self, event: &PublicEvent) -> bool {
+        event.is_series() && wire::fit(event, self.from, self.to).is_none()
+    }
+
     fn prepare(&mut self) -> Result<(), ProviderError> {
         // One cheap request per run: a calendar deleted or access withdrawn shows now (and
         // in `health`), not at the next change.
