@@ -52,6 +52,15 @@ pub struct MappedRow {
 }
 
 impl Store {
+    /// Runs a cached statement that returns no rows.
+    fn run_cached(&self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(params))
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
     /// The pair's remembered state (empty for a pair never synced).
     ///
     /// # Errors
@@ -145,21 +154,18 @@ impl Store {
     /// # Errors
     /// SQLite failures.
     pub fn stage_item(&self, pair: &str, item: &StagedItem) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(per_event::STAGE_ITEM)
-            .and_then(|mut st| {
-                st.execute(params![
-                    pair,
-                    item.item_key,
-                    item.source_key,
-                    item.hash,
-                    item.body,
-                    item.zones,
-                    item.ends_at
-                ])
-            })
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
+        self.run_cached(
+            per_event::STAGE_ITEM,
+            params![
+                pair,
+                item.item_key,
+                item.source_key,
+                item.hash,
+                item.body,
+                item.zones,
+                item.ends_at
+            ],
+        )
     }
 
     /// The content hash the mapping holds for an item, if it is published.
@@ -187,15 +193,11 @@ impl Store {
         source_key: &str,
         outcome: SourceOutcome,
     ) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(per_event::UNSTAGE_SOURCE_ITEMS)
-            .and_then(|mut st| st.execute(params![pair, source_key]))
-            .map_err(|e| self.sql(e))?;
-        self.conn()
-            .prepare_cached(per_event::STAGE_SOURCE)
-            .and_then(|mut st| st.execute(params![pair, source_key, outcome.as_str()]))
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
+        self.run_cached(per_event::UNSTAGE_SOURCE_ITEMS, params![pair, source_key])?;
+        self.run_cached(
+            per_event::STAGE_SOURCE,
+            params![pair, source_key, outcome.as_str()],
+        )
     }
 
     /// How many source items this run staged (any outcome).
@@ -344,24 +346,21 @@ impl Store {
     /// # Errors
     /// SQLite failures.
     pub fn upsert_mapping(&self, pair: &str, row: &MappedRow) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(per_event::UPSERT_MAPPING)
-            .and_then(|mut st| {
-                st.execute(params![
-                    pair,
-                    row.item_key,
-                    row.source_key,
-                    row.target_id,
-                    row.etag,
-                    row.hash,
-                    row.body,
-                    row.zones,
-                    row.ends_at,
-                    row.dtstamp
-                ])
-            })
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
+        self.run_cached(
+            per_event::UPSERT_MAPPING,
+            params![
+                pair,
+                row.item_key,
+                row.source_key,
+                row.target_id,
+                row.etag,
+                row.hash,
+                row.body,
+                row.zones,
+                row.ends_at,
+                row.dtstamp
+            ],
+        )
     }
 
     /// Forgets a published item (deleted from the target).
@@ -369,11 +368,7 @@ impl Store {
     /// # Errors
     /// SQLite failures.
     pub fn delete_mapping(&self, pair: &str, item_key: &str) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(per_event::DELETE_MAPPING)
-            .and_then(|mut st| st.execute(params![pair, item_key]))
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
+        self.run_cached(per_event::DELETE_MAPPING, params![pair, item_key])
     }
 
     /// Calls `f` for every published item of the pair, ordered by item key.
@@ -435,11 +430,10 @@ impl Store {
         target_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(per_event::ADD_INTENT)
-            .and_then(|mut st| st.execute(params![pair, run_id, item_key, action, target_id, now]))
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
+        self.run_cached(
+            per_event::ADD_INTENT,
+            params![pair, run_id, item_key, action, target_id, now],
+        )
     }
 
     /// Drops the intent for an item once its outcome is recorded.
@@ -447,11 +441,7 @@ impl Store {
     /// # Errors
     /// SQLite failures.
     pub fn clear_intent(&self, pair: &str, item_key: &str) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(per_event::CLEAR_INTENT)
-            .and_then(|mut st| st.execute(params![pair, item_key]))
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
+        self.run_cached(per_event::CLEAR_INTENT, params![pair, item_key])
     }
 
     /// Intents left behind by a run that did not finish: `(item_key, action, target_id)`.
