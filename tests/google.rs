@@ -980,3 +980,59 @@ fn a_changed_series_keeps_its_instances_right_in_the_target() {
     let validate = g.cli.run(&["validate"]);
     assert_eq!(validate.code, calsync::exit::OK, "{}", validate.stdout);
 }
+
+/// A series in a time zone only its feed defines cannot be held by Google (its instances
+/// would follow Google's idea of the zone): the write fails naming the item, nothing is
+/// approximated; a single event in that zone goes in at its instant; with
+/// `recurrence = "expand"` the series' occurrences are published.
+#[test]
+fn a_series_in_a_zone_only_its_feed_defines_is_refused_unless_expanded() {
+    let zone = "BEGIN:VTIMEZONE\nTZID:Parish Time\nBEGIN:STANDARD\nDTSTART:19700101T000000\n\
+                TZOFFSETFROM:+0300\nTZOFFSETTO:+0300\nTZNAME:PT\nEND:STANDARD\nEND:VTIMEZONE\n";
+    let day = ics::ymd(3);
+    let text = feed(&[
+        format!(
+            "UID:weekly@x\nDTSTAMP:20260101T000000Z\nDTSTART;TZID=Parish Time:{day}T100000\n\
+             DTEND;TZID=Parish Time:{day}T110000\nSUMMARY:Weekly\nRRULE:FREQ=WEEKLY;COUNT=3"
+        ),
+        format!(
+            "UID:once@x\nDTSTAMP:20260101T000000Z\nDTSTART;TZID=Parish Time:{day}T150000\n\
+             DTEND;TZID=Parish Time:{day}T160000\nSUMMARY:Once"
+        ),
+    ])
+    .replacen("BEGIN:VEVENT", &format!("{}BEGIN:VEVENT", zone.replace('\n', "\r\n")), 1);
+    let g = G::start();
+    g.cli.write("feed.ics", &text);
+    g.ics_to_google("");
+    let run = g.sync();
+    assert_eq!(run.code, calsync::exit::FAILED, "{}", run.stdout);
+    let failed = run
+        .log()
+        .into_iter()
+        .find(|l| l.event.as_deref() == Some("write.failed"))
+        .expect("the series' write failed");
+    assert_eq!(failed.str("item"), Some("weekly@x"));
+    assert!(failed.msg.contains("recurrence = \"expand\""), "{}", failed.msg);
+    let masters = g.live_masters();
+    assert_eq!(masters.len(), 1, "{masters:?}");
+    assert_eq!(masters[0]["summary"], "Once");
+    // 15:00 at +03:00 is 12:00 UTC.
+    assert_eq!(
+        masters[0]["start"]["dateTime"],
+        format!(
+            "{}-{}-{}T12:00:00Z",
+            &day[..4],
+            &day[4..6],
+            &day[6..]
+        )
+    );
+
+    let config = g.cli.read("calsync.toml").replace(
+        "name = \"parish\"\n",
+        "name = \"parish\"\nrecurrence = \"expand\"\n",
+    );
+    g.cli.write("calsync.toml", config);
+    let run = g.sync_ok();
+    assert!(!run.has_event("write.failed"));
+    assert_eq!(g.live_masters().len(), 4, "the three occurrences and the single event");
+}
