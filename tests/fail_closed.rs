@@ -512,3 +512,62 @@ fn credentials_do_not_follow_a_redirect_to_another_origin() {
         "the password went to another origin"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// 1 and 7, for links Graph hands out: a next link to plain http on another host.
+
+#[test]
+fn a_graph_next_link_to_a_plain_http_host_is_refused_before_it_is_followed() {
+    let server = TestServer::start(|req: &Request| {
+        let path = req.path_only();
+        if path.ends_with("/token") {
+            return Response::json(
+                200,
+                &serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "t"}),
+            );
+        }
+        if path.contains("/calendarView/delta") {
+            return Response::json(
+                200,
+                &serde_json::json!({
+                    "value": [],
+                    "@odata.nextLink": "http://graph.attacker.example/v1.0/users/office@example.org/calendarView/delta?$skiptoken=x"
+                }),
+            );
+        }
+        if path.contains("/calendars/") || path.ends_with("/calendar") {
+            return Response::json(200, &serde_json::json!({"id": "cal-1", "name": "Public"}));
+        }
+        Response::json(
+            404,
+            &serde_json::json!({"error": {"code": "ErrorItemNotFound"}}),
+        )
+    });
+    let mut cli = Cli::new();
+    cli.env("GRAPH_SECRET", "s3cret");
+    cli.write(
+        "calsync.toml",
+        format!(
+            "state = \"calsync.db\"\n[[pair]]\nname = \"office\"\n[pair.source]\nkind = \"graph\"\n\
+             tenant_id = \"contoso\"\nclient_id = \"app\"\nclient_secret_env = \"GRAPH_SECRET\"\n\
+             user = \"office@example.org\"\ncalendar_id = \"cal-1\"\n\
+             token_url = \"{url}/contoso/oauth2/v2.0/token\"\nbase_url = \"{url}/v1.0\"\n\
+             [pair.target]\nkind = \"ics\"\npath = \"public.ics\"\n",
+            url = server.url()
+        ),
+    );
+    let run = cli.run(&["sync"]);
+    assert_eq!(run.code, exit::FAILED, "{}", run.stdout);
+    let failed = run.event("pair.failed");
+    assert!(
+        failed.msg.contains("http://graph.attacker.example:80"),
+        "{}",
+        failed.msg
+    );
+    assert!(
+        !run.all_output().contains("skiptoken"),
+        "{}",
+        run.all_output()
+    );
+    assert!(!cli.path("public.ics").exists());
+}
