@@ -1000,7 +1000,11 @@ fn a_series_in_a_zone_only_its_feed_defines_is_refused_unless_expanded() {
              DTEND;TZID=Parish Time:{day}T160000\nSUMMARY:Once"
         ),
     ])
-    .replacen("BEGIN:VEVENT", &format!("{}BEGIN:VEVENT", zone.replace('\n', "\r\n")), 1);
+    .replacen(
+        "BEGIN:VEVENT",
+        &format!("{}BEGIN:VEVENT", zone.replace('\n', "\r\n")),
+        1,
+    );
     let g = G::start();
     g.cli.write("feed.ics", &text);
     g.ics_to_google("");
@@ -1012,19 +1016,18 @@ fn a_series_in_a_zone_only_its_feed_defines_is_refused_unless_expanded() {
         .find(|l| l.event.as_deref() == Some("write.failed"))
         .expect("the series' write failed");
     assert_eq!(failed.str("item"), Some("weekly@x"));
-    assert!(failed.msg.contains("recurrence = \"expand\""), "{}", failed.msg);
+    assert!(
+        failed.msg.contains("recurrence = \"expand\""),
+        "{}",
+        failed.msg
+    );
     let masters = g.live_masters();
     assert_eq!(masters.len(), 1, "{masters:?}");
     assert_eq!(masters[0]["summary"], "Once");
     // 15:00 at +03:00 is 12:00 UTC.
     assert_eq!(
         masters[0]["start"]["dateTime"],
-        format!(
-            "{}-{}-{}T12:00:00Z",
-            &day[..4],
-            &day[4..6],
-            &day[6..]
-        )
+        format!("{}-{}-{}T12:00:00Z", &day[..4], &day[4..6], &day[6..])
     );
 
     let config = g.cli.read("calsync.toml").replace(
@@ -1034,5 +1037,9 @@ fn a_series_in_a_zone_only_its_feed_defines_is_refused_unless_expanded() {
     g.cli.write("calsync.toml", config);
     let run = g.sync_ok();
     assert!(!run.has_event("write.failed"));
-    assert_eq!(g.live_masters().len(), 4, "the three occurrences and the single event");
+    assert_eq!(
+        g.live_masters().len(),
+        4,
+        "the three occurrences and the single event"
+    );
 }
