@@ -1,10 +1,12 @@
-//! The Google provider's benchmark (run by `bench/google.sh`, not by the test suite): the
-//! release calsync against `GoogleFake` with a fixed latency per HTTP request, google→ics and
-//! ics→google, initial and no-op sync of N events. Prints a Markdown table: wall time,
-//! requests by kind, and the ratio of the wall time to the latency lower bound
-//! ceil(requests / in-flight) × RTT.
+//! The Google provider's benchmark (run by `bench/google.sh` and `bench/scale.sh`, not by the
+//! test suite): the release calsync against `GoogleFake` with a fixed latency per HTTP request,
+//! google→ics and ics→google, the first sync, a no-op sync and a sync after 1 % of the events
+//! changed, of N events. Prints a Markdown table (the fakes' part of the scale table,
+//! `bench/measure.rs`): wall, CPU and peak RSS, requests by kind, requests per change, and the
+//! ratio of the wall time to the lower bound ceil(requests / in flight) × RTT, or for a read
+//! the pages that follow one another, whichever is larger.
 //!
-//!   google-bench <calsync binary> [events=1000] [rtt_ms=50] [concurrency=4]
+//!   google-bench <calsync binary> [events=1000] [rtt_ms=50] [concurrency=4] [--no-header]
 //!
 //! Talks to 127.0.0.1 only; every server stops when the program ends.
 
@@ -18,9 +20,12 @@ mod support {
 
 use serde_json::json;
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::google_fake::{CALENDAR_ID, GoogleFake, Kind};
+
+#[path = "measure.rs"]
+mod measure;
+use measure::{HEADER, Row, run_calsync};
 
 const KINDS: [Kind; 9] = [
     Kind::Token,
@@ -34,45 +39,24 @@ const KINDS: [Kind; 9] = [
     Kind::Batch,
 ];
 
-struct Row {
-    scenario: &'static str,
-    phase: &'static str,
-    wall: Duration,
-    requests: usize,
-    by_kind: String,
-    in_flight: usize,
-    ok: bool,
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let calsync = args
-        .get(1)
-        .expect("usage: google-bench <calsync> [events] [rtt_ms] [concurrency]");
+    let args: Vec<String> = std::env::args().filter(|a| a != "--no-header").collect();
+    let header = std::env::args().count() == args.len();
+    let calsync = Path::new(
+        args.get(1)
+            .expect("usage: google-bench <calsync> [events] [rtt_ms] [concurrency] [--no-header]"),
+    );
     let n: usize = args.get(2).map_or(1000, |a| a.parse().expect("events"));
     let rtt: u64 = args.get(3).map_or(50, |a| a.parse().expect("rtt_ms"));
     let concurrency: usize = args.get(4).map_or(4, |a| a.parse().expect("concurrency"));
     let mut rows = Vec::new();
     google_to_ics(calsync, n, rtt, &mut rows);
     ics_to_google(calsync, n, rtt, concurrency, &mut rows);
-    println!(
-        "| scenario | N | phase | exit ok | wall s | requests | by kind | in flight | lower bound s | wall / bound |"
-    );
-    println!("|---|---:|---|---|---:|---:|---|---:|---:|---:|");
+    if header {
+        println!("{HEADER}");
+    }
     for r in rows {
-        let bound = r.requests.div_ceil(r.in_flight) as f64 * rtt as f64 / 1000.0;
-        println!(
-            "| {} | {n} | {} | {} | {:.2} | {} | {} | {} | {:.2} | {:.2}× |",
-            r.scenario,
-            r.phase,
-            if r.ok { "yes" } else { "NO" },
-            r.wall.as_secs_f64(),
-            r.requests,
-            r.by_kind,
-            r.in_flight,
-            bound,
-            r.wall.as_secs_f64() / bound.max(f64::EPSILON),
-        );
+        println!("{}", r.markdown());
     }
 }
 
@@ -96,23 +80,21 @@ fn google(fake: &GoogleFake, extra: &str) -> String {
 }
 
 /// Runs `calsync sync` in `dir`, timed, and counts the fake's requests.
+#[allow(clippy::too_many_arguments)]
 fn run(
-    calsync: &str,
+    calsync: &Path,
     dir: &Path,
     fake: &GoogleFake,
-    scenario: &'static str,
-    phase: &'static str,
+    path: &str,
+    events: usize,
+    rtt: u64,
+    run: &'static str,
+    changes: usize,
     in_flight: usize,
+    reads: bool,
 ) -> Row {
     fake.clear_calls();
-    let started = Instant::now();
-    let out = Command::new(calsync)
-        .args(["--config", "calsync.toml", "sync"])
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("running calsync");
-    let wall = started.elapsed();
+    let m = run_calsync(calsync, dir, &[]);
     let by_kind = KINDS
         .iter()
         .map(|k| (k, fake.count(*k)))
@@ -120,25 +102,39 @@ fn run(
         .map(|(k, c)| format!("{k:?} {c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    if !out.status.success() {
-        eprintln!("{}", String::from_utf8_lossy(&out.stdout));
-    }
+    // A read's pages come one after the other (each page's token arrives with it), behind the
+    // access token.
+    let chain = if reads {
+        fake.count(Kind::Token) + fake.count(Kind::Calendar) + fake.count(Kind::List)
+    } else {
+        0
+    };
     Row {
-        scenario,
-        phase,
-        wall,
+        path: path.to_string(),
+        events,
+        rtt_ms: rtt,
+        run,
+        m,
         requests: fake.http_count(),
         by_kind,
+        changes,
+        chain,
         in_flight,
-        ok: out.status.success(),
     }
 }
 
-fn google_to_ics(calsync: &str, n: usize, rtt: u64, rows: &mut Vec<Row>) {
+/// Every hundredth event (at least one): the 1 % changed for the update run.
+fn picked(n: usize) -> Vec<usize> {
+    let k = (n / 100).max(1);
+    (0..n).step_by((n / k).max(1)).take(k).collect()
+}
+
+fn google_to_ics(calsync: &Path, n: usize, rtt: u64, rows: &mut Vec<Row>) {
     let fake = GoogleFake::start();
+    let mut ids = Vec::new();
     for i in 0..n {
         let d = day(1 + (i % 300) as i64).format("%Y-%m-%d").to_string();
-        fake.seed_event(
+        let e = fake.seed_event(
             CALENDAR_ID,
             json!({
                 "summary": format!("Event {i}"),
@@ -149,7 +145,9 @@ fn google_to_ics(calsync: &str, n: usize, rtt: u64, rows: &mut Vec<Row>) {
                 "end": {"dateTime": format!("{d}T11:00:00"), "timeZone": "Europe/Berlin"},
             }),
         );
+        ids.push(e["id"].as_str().expect("an event id").to_string());
     }
+    let public = (0..n).filter(|i| i % 10 < 8).count();
     fake.set_latency(Duration::from_millis(rtt));
     let dir = tempfile::tempdir().expect("a temp folder");
     fake.write_key_file(dir.path(), "sa.json");
@@ -158,44 +156,121 @@ fn google_to_ics(calsync: &str, n: usize, rtt: u64, rows: &mut Vec<Row>) {
         &google(&fake, ""),
         "kind = \"ics\"\npath = \"public.ics\"\n",
     );
-    rows.push(run(calsync, dir.path(), &fake, "google→ics", "initial", 1));
-    rows.push(run(calsync, dir.path(), &fake, "google→ics", "no-op", 1));
-}
-
-fn ics_to_google(calsync: &str, n: usize, rtt: u64, concurrency: usize, rows: &mut Vec<Row>) {
-    let fake = GoogleFake::start();
-    fake.set_latency(Duration::from_millis(rtt));
-    let dir = tempfile::tempdir().expect("a temp folder");
-    fake.write_key_file(dir.path(), "sa.json");
-    let mut feed = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//bench//EN\r\n");
-    for i in 0..n {
-        let d = day(1 + (i % 300) as i64).format("%Y%m%d").to_string();
-        feed.push_str(&format!(
-            "BEGIN:VEVENT\r\nUID:e{i}@bench\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{d}T090000Z\r\nDTEND:{d}T100000Z\r\n\
-             SUMMARY:Event {i}\r\nLOCATION:Hall\r\nDESCRIPTION:A public event of the benchmark calendar.\r\nEND:VEVENT\r\n"
-        ));
-    }
-    feed.push_str("END:VCALENDAR\r\n");
-    std::fs::write(dir.path().join("feed.ics"), feed).expect("writing the feed");
-    config(
-        dir.path(),
-        "kind = \"ics\"\npath = \"feed.ics\"\n",
-        &google(&fake, &format!("concurrency = {concurrency}")),
-    );
+    let p = "google→ics";
     rows.push(run(
         calsync,
         dir.path(),
         &fake,
-        "ics→google",
-        "initial",
-        concurrency,
+        p,
+        n,
+        rtt,
+        "first",
+        public,
+        1,
+        true,
     ));
     rows.push(run(
         calsync,
         dir.path(),
         &fake,
-        "ics→google",
-        "no-op",
-        concurrency,
+        p,
+        n,
+        rtt,
+        "noop",
+        0,
+        1,
+        true,
+    ));
+    // Every hundredth event is public (i % 10 == 0).
+    let changed = picked(n);
+    for &i in &changed {
+        fake.seed_patch(
+            CALENDAR_ID,
+            &ids[i],
+            json!({"summary": format!("Event {i} (updated)")}),
+        );
+    }
+    rows.push(run(
+        calsync,
+        dir.path(),
+        &fake,
+        p,
+        n,
+        rtt,
+        "update",
+        changed.len(),
+        1,
+        true,
+    ));
+}
+
+fn feed(n: usize, changed: &[usize]) -> String {
+    let mut feed = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//bench//EN\r\n");
+    for i in 0..n {
+        let d = day(1 + (i % 300) as i64).format("%Y%m%d").to_string();
+        let u = if changed.contains(&i) {
+            " (updated)"
+        } else {
+            ""
+        };
+        feed.push_str(&format!(
+            "BEGIN:VEVENT\r\nUID:e{i}@bench\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{d}T090000Z\r\nDTEND:{d}T100000Z\r\n\
+             SUMMARY:Event {i}{u}\r\nLOCATION:Hall\r\nDESCRIPTION:A public event of the benchmark calendar.\r\nEND:VEVENT\r\n"
+        ));
+    }
+    feed.push_str("END:VCALENDAR\r\n");
+    feed
+}
+
+fn ics_to_google(calsync: &Path, n: usize, rtt: u64, concurrency: usize, rows: &mut Vec<Row>) {
+    let fake = GoogleFake::start();
+    fake.set_latency(Duration::from_millis(rtt));
+    let dir = tempfile::tempdir().expect("a temp folder");
+    fake.write_key_file(dir.path(), "sa.json");
+    std::fs::write(dir.path().join("feed.ics"), feed(n, &[])).expect("writing the feed");
+    config(
+        dir.path(),
+        "kind = \"ics\"\npath = \"feed.ics\"\n",
+        &google(&fake, &format!("concurrency = {concurrency}")),
+    );
+    let p = "ics→google";
+    let c = concurrency;
+    rows.push(run(
+        calsync,
+        dir.path(),
+        &fake,
+        p,
+        n,
+        rtt,
+        "first",
+        n,
+        c,
+        false,
+    ));
+    rows.push(run(
+        calsync,
+        dir.path(),
+        &fake,
+        p,
+        n,
+        rtt,
+        "noop",
+        0,
+        c,
+        false,
+    ));
+    let changed = picked(n);
+    std::fs::write(dir.path().join("feed.ics"), feed(n, &changed)).expect("writing the feed");
+    rows.push(run(
+        calsync,
+        dir.path(),
+        &fake,
+        p,
+        n,
+        rtt,
+        "update",
+        changed.len(),
+        c,
+        false,
     ));
 }

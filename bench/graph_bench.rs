@@ -1,27 +1,25 @@
-//! Graph benchmark: graph→ics and ics→graph at 1,000 events against `GraphFake` with a fixed
-//! round trip per request, run through the real calsync binary. Prints a Markdown table:
-//! requests, wall time, and its ratio to the latency lower bound (requests / 4 in flight ×
-//! RTT). A `harness = false` bench target, so `cargo test` never runs it: `bench/graph.sh`
-//! does (`cargo bench --bench graph -- [events] [rtt_ms]`, the release binary).
+//! Graph benchmark: graph→ics and ics→graph at N events (default 1,000) against `GraphFake` with a
+//! fixed round trip per request (default 50 ms), run through the real calsync binary: the first
+//! sync, a no-op sync and a sync after 1 % of the events changed. Prints a Markdown table (the
+//! fakes' part of the scale table, `bench/measure.rs`): wall, CPU and peak RSS, requests by
+//! kind, requests per change, and the ratio to the lower bound — requests / 4 in flight × RTT,
+//! or for a read the delta pages that follow one another, whichever is larger. A
+//! `harness = false` bench target, so `cargo test` never runs it: `bench/graph.sh` and
+//! `bench/scale.sh` do (`cargo bench --bench graph -- [events] [rtt_ms] [--no-header]`).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use serde_json::json;
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::graph_fake::{self, GraphFake, Kind};
 
 const USER: &str = "office@example.org";
 
-struct Row {
-    scenario: String,
-    requests: usize,
-    wall: Duration,
-    rtt: Duration,
-    detail: String,
-}
+#[path = "measure.rs"]
+mod measure;
+use measure::{HEADER, Measured, Row, run_calsync};
 
 fn graph_side(fake: &GraphFake) -> String {
     format!(
@@ -34,57 +32,89 @@ fn graph_side(fake: &GraphFake) -> String {
     )
 }
 
-fn run(calsync: &Path, dir: &Path, now: Option<&str>) -> Duration {
-    let started = Instant::now();
-    let mut cmd = Command::new(calsync);
-    cmd.args(["--config", "calsync.toml", "sync"])
-        .current_dir(dir)
-        .env("GRAPH_SECRET", graph_fake::CLIENT_SECRET)
-        .stdout(std::process::Stdio::null());
-    if let Some(now) = now {
-        cmd.env("CALSYNC_NOW", now);
-    }
-    let status = cmd.status().expect("running calsync");
-    let wall = started.elapsed();
-    assert!(status.success(), "calsync failed: {status}");
-    wall
-}
+const KINDS: [(&str, Kind); 7] = [
+    ("token", Kind::Token),
+    ("calendars", Kind::ListCalendars),
+    ("calendar", Kind::GetCalendar),
+    ("delta", Kind::Delta),
+    ("batch", Kind::Batch),
+    ("tag query", Kind::TagQuery),
+    ("instances", Kind::Instances),
+];
 
-fn counts(fake: &GraphFake) -> (usize, String) {
-    let kinds = [
-        ("token", Kind::Token),
-        ("calendars", Kind::ListCalendars),
-        ("calendar", Kind::GetCalendar),
-        ("delta", Kind::Delta),
-        ("batch", Kind::Batch),
-        ("tag query", Kind::TagQuery),
-        ("instances", Kind::Instances),
-    ];
-    let total = fake.requests().len();
-    let detail = kinds
+fn by_kind(fake: &GraphFake) -> String {
+    KINDS
         .iter()
         .map(|(name, k)| (name, fake.count_direct(*k)))
         .filter(|(_, n)| *n > 0)
         .map(|(name, n)| format!("{n} {name}"))
         .collect::<Vec<_>>()
-        .join(", ");
-    (total, detail)
+        .join(", ")
+}
+
+/// One timed run against the fake, its requests counted from zero.
+#[allow(clippy::too_many_arguments)]
+fn measured_run(
+    calsync: &Path,
+    dir: &Path,
+    fake: &GraphFake,
+    now: Option<&str>,
+    path: &str,
+    events: usize,
+    rtt: Duration,
+    run: &'static str,
+    changes: usize,
+    reads: bool,
+) -> Row {
+    fake.reset_counts();
+    let before = fake.requests().len();
+    let mut env = vec![("GRAPH_SECRET", graph_fake::CLIENT_SECRET)];
+    if let Some(now) = now {
+        env.push(("CALSYNC_NOW", now));
+    }
+    let m: Measured = run_calsync(calsync, dir, &env);
+    let requests = fake.requests().len() - before;
+    // A read's delta pages come one after the other (each next link arrives with its page),
+    // behind the token and the calendar look-up.
+    let chain = if reads {
+        fake.count_direct(Kind::Token)
+            + fake.count_direct(Kind::ListCalendars)
+            + fake.count_direct(Kind::GetCalendar)
+            + fake.count_direct(Kind::Delta)
+    } else {
+        0
+    };
+    Row {
+        path: path.to_string(),
+        events,
+        rtt_ms: rtt.as_millis() as u64,
+        run,
+        m,
+        requests,
+        by_kind: by_kind(fake),
+        changes,
+        chain,
+        in_flight: 4,
+    }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // `cargo bench` passes `--bench`; the numbers are the arguments that parse.
     let numbers: Vec<u64> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let header = !args.iter().any(|a| a == "--no-header");
     let calsync = std::path::PathBuf::from(env!("CARGO_BIN_EXE_calsync"));
     let events = numbers.first().copied().unwrap_or(1000) as usize;
     let rtt = Duration::from_millis(numbers.get(1).copied().unwrap_or(50));
+    let changed = (events / 100).max(1);
     let mut rows = Vec::new();
 
-    // graph → ics: 1,000 events in the source mailbox (85 % public, 5 % series).
+    // graph → ics: the events in the source mailbox (85 % public, 5 % weekly series of 10).
     {
         let fake = GraphFake::start();
         fake.add_mailbox(USER);
         let calendar = fake.add_calendar(USER, "Public");
+        let mut ids = Vec::new();
         for i in 0..events {
             let day = 1 + i % 300;
             let start = chrono::NaiveDate::from_ymd_opt(2026, 5, 1).unwrap()
@@ -106,8 +136,9 @@ fn main() {
                     "range": {"type": "numbered", "startDate": start.to_string(), "numberOfOccurrences": 10},
                 });
             }
-            fake.seed_event(USER, &calendar, event);
+            ids.push(fake.seed_event(USER, &calendar, event));
         }
+        let public = (0..events).filter(|i| i % 20 > 2).count();
         let dir = tempfile::tempdir().expect("a temp folder");
         std::fs::write(
             dir.path().join("calsync.toml"),
@@ -119,29 +150,62 @@ fn main() {
         .unwrap();
         fake.set_latency(rtt);
         let now = Some("2026-05-01T06:00:00Z");
-        for phase in ["initial", "no-op"] {
-            fake.reset_counts();
-            let before = fake.requests().len();
-            let wall = run(&calsync, dir.path(), now);
-            let (total, detail) = counts(&fake);
-            rows.push(Row {
-                scenario: format!("graph → ics, {events} events, {phase}"),
-                requests: total - before,
-                wall,
-                rtt,
-                detail,
-            });
+        let path = "graph→ics";
+        rows.push(measured_run(
+            &calsync,
+            dir.path(),
+            &fake,
+            now,
+            path,
+            events,
+            rtt,
+            "first",
+            public,
+            true,
+        ));
+        rows.push(measured_run(
+            &calsync,
+            dir.path(),
+            &fake,
+            now,
+            path,
+            events,
+            rtt,
+            "noop",
+            0,
+            true,
+        ));
+        // 1 %: the subject of that many public single events (i % 20 ≥ 4), spread over the calendar.
+        let singles: Vec<usize> = (0..events).filter(|i| i % 20 >= 4).collect();
+        let step = (singles.len() / changed).max(1);
+        for &i in singles.iter().step_by(step).take(changed) {
+            fake.update_event(
+                USER,
+                &ids[i],
+                json!({"subject": format!("Event {i} (updated)")}),
+            );
         }
+        rows.push(measured_run(
+            &calsync,
+            dir.path(),
+            &fake,
+            now,
+            path,
+            events,
+            rtt,
+            "update",
+            changed,
+            true,
+        ));
     }
 
-    // ics → graph: 1,000 events in a feed (85 % public).
+    // ics → graph: a feed of the events (85 % public, 5 % weekly series).
     {
         let fake = GraphFake::start();
         fake.add_mailbox(USER);
         fake.add_calendar(USER, "Public");
         let dir = tempfile::tempdir().expect("a temp folder");
-        let feed = feed(events);
-        std::fs::write(dir.path().join("feed.ics"), feed).unwrap();
+        std::fs::write(dir.path().join("feed.ics"), feed(events, &[])).unwrap();
         std::fs::write(
             dir.path().join("calsync.toml"),
             format!(
@@ -151,36 +215,60 @@ fn main() {
         )
         .unwrap();
         fake.set_latency(rtt);
-        for phase in ["initial", "no-op"] {
-            fake.reset_counts();
-            let before = fake.requests().len();
-            let wall = run(&calsync, dir.path(), None);
-            let (total, detail) = counts(&fake);
-            rows.push(Row {
-                scenario: format!("ics → graph, {events} events, {phase}"),
-                requests: total - before,
-                wall,
-                rtt,
-                detail,
-            });
-        }
+        let public = (0..events).filter(|i| i % 20 > 2).count();
+        let path = "ics→graph";
+        rows.push(measured_run(
+            &calsync,
+            dir.path(),
+            &fake,
+            None,
+            path,
+            events,
+            rtt,
+            "first",
+            public,
+            false,
+        ));
+        rows.push(measured_run(
+            &calsync,
+            dir.path(),
+            &fake,
+            None,
+            path,
+            events,
+            rtt,
+            "noop",
+            0,
+            false,
+        ));
+        let singles: Vec<usize> = (0..events).filter(|i| i % 20 >= 4).collect();
+        let step = (singles.len() / changed).max(1);
+        let picked: Vec<usize> = singles
+            .iter()
+            .step_by(step)
+            .take(changed)
+            .copied()
+            .collect();
+        std::fs::write(dir.path().join("feed.ics"), feed(events, &picked)).unwrap();
+        rows.push(measured_run(
+            &calsync,
+            dir.path(),
+            &fake,
+            None,
+            path,
+            events,
+            rtt,
+            "update",
+            picked.len(),
+            false,
+        ));
     }
 
-    println!(
-        "| scenario | requests | by kind | wall s | lower bound s (requests / 4 × RTT) | wall / bound |"
-    );
-    println!("|---|---:|---|---:|---:|---:|");
+    if header {
+        println!("{HEADER}");
+    }
     for r in rows {
-        let bound = r.requests as f64 / 4.0 * r.rtt.as_secs_f64();
-        println!(
-            "| {} | {} | {} | {:.2} | {:.2} | {:.2}× |",
-            r.scenario,
-            r.requests,
-            r.detail,
-            r.wall.as_secs_f64(),
-            bound,
-            r.wall.as_secs_f64() / bound.max(f64::EPSILON)
-        );
+        println!("{}", r.markdown());
     }
 }
 
@@ -197,8 +285,9 @@ fn weekday(d: chrono::NaiveDate) -> &'static str {
     ][d.weekday().num_days_from_monday() as usize]
 }
 
-/// A feed of `n` timed events around today, 85 % public.
-fn feed(n: usize) -> String {
+/// A feed of `n` timed events around today, 85 % public; the events in `changed` carry
+/// " (updated)" in their summary.
+fn feed(n: usize, changed: &[usize]) -> String {
     let mut out = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calsync bench//EN\r\n");
     let today = chrono::Utc::now().date_naive();
     for i in 0..n {
@@ -215,8 +304,13 @@ fn feed(n: usize) -> String {
         };
         out.push_str(&format!(
             "BEGIN:VEVENT\r\nUID:ev{i}@bench\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{d}T180000Z\r\n\
-             DTEND:{d}T190000Z\r\nSUMMARY:Event {i}\r\n{class}{rrule}END:VEVENT\r\n",
-            d = day.format("%Y%m%d")
+             DTEND:{d}T190000Z\r\nSUMMARY:Event {i}{u}\r\n{class}{rrule}END:VEVENT\r\n",
+            d = day.format("%Y%m%d"),
+            u = if changed.contains(&i) {
+                " (updated)"
+            } else {
+                ""
+            }
         ));
     }
     out.push_str("END:VCALENDAR\r\n");
