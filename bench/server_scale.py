@@ -248,6 +248,8 @@ def bench_one(a, scenario, n, rtt_ms, out_rows):
                 "wall_s": round(wall, 2), "cpu_s": cpu, "peak_rss_mib": rss,
                 "requests": t["requests"], "changes": changes,
                 "by_method": {m: v["requests"] for m, v in h["by_method"].items()},
+                "not_2xx": {f"{m} {st}": c for m, v in h["by_method"].items()
+                            for st, c in v["status"].items() if not st.startswith("2")},
                 "sent_kib": round(t["req_bytes"] / 1024, 1), "received_kib": round(t["resp_bytes"] / 1024, 1),
                 "server_busy_s": round(server_s, 2), "latency_bound_s": round(latency_s, 2),
                 "ratio": round(wall / larger, 2) if larger > 0 else None,
@@ -269,8 +271,8 @@ def bench_one(a, scenario, n, rtt_ms, out_rows):
 
 HEADER = ("| path | events | RTT ms | run | wall s | CPU s | peak RSS MiB | requests | by method | changes "
           "| requests per change | sent KiB | received KiB | server busy s | latency bound s (4 in flight) "
-          "| wall / larger bound | target right |\n"
-          "|---|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
+          "| wall / larger bound | answers not 2xx | target right |\n"
+          "|---|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
 
 
 def markdown_row(r):
@@ -282,6 +284,7 @@ def markdown_row(r):
     return (f"| {r['scenario']} | {r['n']} | {r['rtt_ms']:g} | {r['run']} | {r['wall_s']:.2f} | {cpu} | {rss} "
             f"| {r['requests']} | {methods} | {r['changes']} | {per} | {r['sent_kib']:.1f} | {r['received_kib']:.1f} "
             f"| {r['server_busy_s']:.2f} | {r['latency_bound_s']:.2f} | {ratio} "
+            f"| {', '.join(f'{k} ×{c}' for k, c in sorted(r.get('not_2xx', {}).items())) or '—'} "
             f"| {'yes' if r['target_ok'] else 'NO (exit ' + str(r['exit']) + ')'} |")
 
 
