@@ -333,6 +333,12 @@ fn write_common(
 /// TEXT as iCalendar can carry it: line breaks as LF (written `\n`), no other control
 /// characters (RFC 5545 §3.3.11 forbids them; calcard would write CR as a non-standard `\r`).
 fn clean(text: &str) -> String {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return text.to_string(); // the common case, without three passes and a copy each
+    }
     text.replace("\r\n", "\n")
         .chars()
         .map(|c| if c == '\r' { '\n' } else { c })

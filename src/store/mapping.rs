@@ -136,13 +136,31 @@ impl Store {
         self.conn()
             .execute_batch("SAVEPOINT clear_staging")
             .map_err(|e| self.sql(e))?;
-        let r = self
-            .conn()
-            .execute("DELETE FROM staged_item WHERE pair = ?1", [pair])
-            .and_then(|_| {
-                self.conn()
-                    .execute("DELETE FROM staged_source WHERE pair = ?1", [pair])
-            });
+        // When the staging area holds only this pair's rows (one pair, or the others cleared),
+        // a DELETE without WHERE lets SQLite drop the tables' pages whole instead of removing
+        // 100,000 rows and their index entries one by one (a third of a 1 % update at 100k).
+        // MIN and MAX of the key's first column are two index lookups, not a scan.
+        let others = |table: &str| {
+            self.conn().query_row(
+                &format!(
+                    "SELECT (SELECT MIN(pair) FROM {table}) <> ?1 \
+                         OR (SELECT MAX(pair) FROM {table}) <> ?1"
+                ),
+                [pair],
+                |r| r.get::<_, Option<bool>>(0).map(|b| b.unwrap_or(false)),
+            )
+        };
+        let clear = |table: &str| {
+            others(table).and_then(|shared| {
+                if shared {
+                    self.conn()
+                        .execute(&format!("DELETE FROM {table} WHERE pair = ?1"), [pair])
+                } else {
+                    self.conn().execute(&format!("DELETE FROM {table}"), [])
+                }
+            })
+        };
+        let r = clear("staged_item").and_then(|_| clear("staged_source"));
         self.conn()
             .execute_batch("RELEASE clear_staging")
             .map_err(|e| self.sql(e))?;
@@ -627,6 +645,31 @@ mod tests {
         assert_eq!(s.staged_source_count("p").unwrap(), 1);
         s.clear_staging("p").unwrap();
         assert_eq!(s.staged_source_count("p").unwrap(), 0);
+    }
+
+    #[test]
+    fn clearing_one_pairs_staging_leaves_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.db")).unwrap();
+        for p in ["a", "m", "z"] {
+            s.stage_source(p, "S", SourceOutcome::Publish).unwrap();
+            s.stage_item(p, &item("i", "S", "h")).unwrap();
+        }
+        // The middle pair, then the first, then the last: shared tables each time.
+        for (cleared, left) in [("m", ["a", "z"]), ("a", ["z", "z"])] {
+            s.clear_staging(cleared).unwrap();
+            assert_eq!(s.staged_source_count(cleared).unwrap(), 0);
+            assert!(s.plan_rows(cleared).unwrap().is_empty());
+            for p in left {
+                assert_eq!(s.staged_source_count(p).unwrap(), 1, "{p} after {cleared}");
+                assert_eq!(s.plan_rows(p).unwrap().len(), 1, "{p} after {cleared}");
+            }
+        }
+        // Alone in the tables: emptied whole.
+        s.clear_staging("z").unwrap();
+        assert_eq!(s.staged_source_count("z").unwrap(), 0);
+        assert!(s.plan_rows("z").unwrap().is_empty());
+        s.clear_staging("z").unwrap(); // and an empty area clears too
     }
 
     #[test]
