@@ -425,7 +425,11 @@ fn put_file(radicale: &Radicale, collection: &str, name: &str, text: &str) {
 
 /// A source event for the CalDAV test: only every 20th (i % 20 == 0) is public, 50 of 1,000.
 fn caldav_event(i: usize, changed: bool) -> String {
-    let class = if i.is_multiple_of(20) { "" } else { "CLASS:PRIVATE" };
+    let class = if i.is_multiple_of(20) {
+        ""
+    } else {
+        "CLASS:PRIVATE"
+    };
     let summary = if changed {
         format!("Event {i} (changed)")
     } else {
