@@ -211,21 +211,31 @@ pub fn replace_file(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> 
 /// # Errors
 /// The file exists but cannot be read.
 pub fn file_sha256(path: &Path) -> io::Result<Option<String>> {
-    let mut file = match File::open(path) {
+    let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    read_sha256(file).map(Some)
+}
+
+/// SHA-256 (hex) of everything `input` yields, read in pieces.
+///
+/// # Errors
+/// Reading failed.
+pub fn read_sha256(mut input: impl Read) -> io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         hasher.update(&buf[..n]);
     }
-    Ok(Some(hex(&hasher.finalize())))
+    Ok(hex(&hasher.finalize()))
 }
 
 /// A writer that hashes what passes through it.

@@ -210,46 +210,53 @@ pub(super) struct Scan {
     pub properties: Vec<String>,
 }
 
-/// Scans the bytes of a calendar as [`components`] reads its unfolded text, with the same
-/// rules and the same errors (positions in the feed's own lines).
+/// Scans a calendar as [`components`] reads its unfolded text, with the same rules and the
+/// same errors (positions in the feed's own lines), streaming: what it holds is one logical
+/// line and the index it builds, never the feed (a feed of 100,000 events is about 90 MB).
 ///
 /// # Errors
-/// As [`components`], with [`IcalError::in_feed`] positions.
-pub(super) fn scan(bytes: &[u8]) -> Result<Scan, IcalError> {
-    let bom = if bytes.starts_with(b"\xEF\xBB\xBF") {
+/// The outer error: reading failed. The inner one: as [`components`], with the positions
+/// [`IcalError::in_feed`] gives.
+pub(super) fn scan(input: &mut dyn std::io::BufRead) -> std::io::Result<Result<Scan, IcalError>> {
+    let bom = if input.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
+        input.consume(3);
         3
     } else {
         0
     };
-    let body = &bytes[bom..];
     let mut out = Scan::default();
     let mut stack: Vec<String> = Vec::new();
-    // The open top-level component: kind, start offset, whether it is a VEVENT.
+    // The open top-level component: kind, start offset.
     let mut current: Option<(String, usize)> = None;
     let mut current_uid: Option<String> = None;
     let mut seen_calendar = false;
-    // The last line that is not blank: its logical number and byte range (for the position of
-    // a truncation, worked out only when there is one).
-    let mut last: Option<(usize, usize, usize)> = None;
-    let mut logical = 0usize;
+    // The last line that is not blank: its feed line and its bytes (for the position of a
+    // truncation, worked out only when there is one).
+    let mut last: Option<usize> = None;
+    let mut last_raw: Vec<u8> = Vec::new();
+    let mut raw: Vec<u8> = Vec::new();
     let mut line_buf: Vec<u8> = Vec::new();
-    let mut at = 0usize;
-    while at < body.len() {
+    let mut at = 0usize; // offset after the BOM
+    let mut physical = 0usize; // the feed's lines read so far
+    loop {
         // One logical line: a physical line and the lines that continue it.
         let start = at;
-        let mut end = physical_end(body, at);
-        let mut next = (end + 1).min(body.len());
-        while next < body.len() && matches!(body[next], b' ' | b'\t') {
-            end = physical_end(body, next);
-            next = (end + 1).min(body.len());
+        raw.clear();
+        let n = input.read_until(b'\n', &mut raw)?;
+        if n == 0 {
+            break;
         }
-        at = if end < body.len() {
-            end + 1
-        } else {
-            body.len()
-        };
-        logical += 1;
-        let raw = &body[start..end];
+        at += n;
+        physical += 1;
+        let line_no = physical;
+        while raw.last() == Some(&b'\n') && matches!(input.fill_buf()?.first(), Some(b' ' | b'\t'))
+        {
+            at += input.read_until(b'\n', &mut raw)?;
+            physical += 1;
+        }
+        if raw.last() == Some(&b'\n') {
+            raw.pop();
+        }
         // Unfolded only when it matters: what may be BEGIN/END/UID, a calendar property, or
         // a line that might be blank.
         let first = raw.first().copied().unwrap_or(b' ');
@@ -260,17 +267,19 @@ pub(super) fn scan(bytes: &[u8]) -> Result<Scan, IcalError> {
         let wanted =
             matches!(first.to_ascii_uppercase(), b'B' | b'E' | b'U') || depth == 1 || maybe_blank;
         if !wanted {
-            last = Some((logical, start, end));
+            last = Some(line_no);
+            std::mem::swap(&mut raw, &mut last_raw);
             continue;
         }
         line_buf.clear();
-        unfold_into(raw, &mut line_buf);
+        unfold_into(&raw, &mut line_buf);
         let text = String::from_utf8_lossy(&line_buf);
         let line = text.strip_suffix('\r').unwrap_or(&text);
         if line.trim().is_empty() {
             continue;
         }
-        last = Some((logical, start, end));
+        last = Some(line_no);
+        std::mem::swap(&mut raw, &mut last_raw);
         match begin_or_end(line) {
             Some((true, name)) => {
                 if stack.is_empty() {
@@ -291,11 +300,10 @@ pub(super) fn scan(bytes: &[u8]) -> Result<Scan, IcalError> {
                     continue;
                 };
                 if pos + 1 != stack.len() {
-                    return Err(IcalError::Unbalanced {
-                        line: logical,
+                    return Ok(Err(IcalError::Unbalanced {
+                        line: line_no,
                         column: 1,
-                    }
-                    .in_feed(bytes));
+                    }));
                 }
                 stack.pop();
                 if stack.len() == 1
@@ -321,30 +329,22 @@ pub(super) fn scan(bytes: &[u8]) -> Result<Scan, IcalError> {
         }
     }
     if !seen_calendar {
-        return Err(IcalError::NotACalendar { line: 1, column: 1 }.in_feed(bytes));
+        return Ok(Err(IcalError::NotACalendar { line: 1, column: 1 }));
     }
     if !stack.is_empty() {
         let (line, column) = match last {
-            Some((number, start, end)) => {
+            Some(number) => {
                 line_buf.clear();
-                unfold_into(&body[start..end], &mut line_buf);
+                unfold_into(&last_raw, &mut line_buf);
                 let text = String::from_utf8_lossy(&line_buf);
                 let line = text.strip_suffix('\r').unwrap_or(&text);
                 (number, line.chars().count() + 1)
             }
             None => (1, 1),
         };
-        return Err(IcalError::Truncated { line, column }.in_feed(bytes));
+        return Ok(Err(IcalError::Truncated { line, column }));
     }
-    Ok(out)
-}
-
-/// The offset of the `\n` ending the physical line that starts at `from` (or the end).
-fn physical_end(body: &[u8], from: usize) -> usize {
-    body[from..]
-        .iter()
-        .position(|b| *b == b'\n')
-        .map_or(body.len(), |i| from + i)
+    Ok(Ok(out))
 }
 
 /// Appends a logical line's bytes without its folds (as [`unfold`] removes them: a line end
@@ -538,7 +538,7 @@ mod tests {
         for (name, bytes) in &inputs {
             let text = unfold(bytes);
             let want = components(&text).map_err(|e| e.in_feed(bytes));
-            let got = scan(bytes);
+            let got = scan(&mut &bytes[..]).unwrap();
             match (want, got) {
                 (Ok(cal), Ok(scan)) => {
                     assert_eq!(cal.blocks.len(), scan.spans.len(), "{name}");

@@ -13,6 +13,7 @@
 //! Nothing here decides what may be published (that is `policy`), and nothing here does I/O
 //! beyond writing to the `Write` it is given.
 
+mod feed_bytes;
 mod lines;
 mod parse;
 mod render;
@@ -20,6 +21,7 @@ mod split;
 mod values;
 mod zones;
 
+pub use feed_bytes::{FeedBytes, FeedFile};
 pub use parse::{FeedError, ReadBack, id_hash, parse_feed, parse_published, read_feed};
 pub use render::{CalendarWriter, render_calendar, render_resource, zones_of};
 

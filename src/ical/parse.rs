@@ -17,6 +17,7 @@
 //!   stay with the master, it and every later one form a series of their own (shifted as the
 //!   override moved its instance, with its fields).
 
+use super::feed_bytes::FeedBytes;
 use super::lines::{self, Block, RawProperty};
 use super::values::{self, Time};
 use super::zones::{Zone, Zones};
@@ -43,13 +44,14 @@ use std::collections::{HashMap, HashSet};
 /// Problems of single events are not errors: they land in [`Feed::skipped`].
 pub fn parse_feed(bytes: &[u8]) -> Result<Feed, IcalError> {
     let mut all = Feed::default();
-    read_feed(bytes, usize::MAX, &|_, _| None, |page| {
+    read_feed(&bytes, usize::MAX, &|_, _| None, |page| {
         all.events.extend(page.events);
         all.skipped.extend(page.skipped);
         Ok::<(), std::convert::Infallible>(())
     })
     .map_err(|e| match e {
         FeedError::Ical(e) => e,
+        FeedError::Read(e) => unreachable!("bytes in memory cannot fail to read: {e}"),
         FeedError::Sink(never) => match never {},
     })?;
     Ok(all)
@@ -65,15 +67,17 @@ struct Member {
 #[derive(Debug)]
 pub enum FeedError<E> {
     Ical(IcalError),
+    /// The feed's bytes could not be read (a file's I/O error, or it changed while read).
+    Read(std::io::Error),
     Sink(E),
 }
 
 /// Reads a feed a page at a time: its items (as [`parse_feed`] reads them) are handed to
 /// `sink` in pages of about `page` items, each page read from the feed's bytes when it is
-/// its turn, so what a read holds at once is the bytes, an index of where each event lies
-/// (offsets and UIDs) and one page — not the whole calendar parsed. The structure of the
-/// whole feed is checked first: a feed that is cut short or out of order is an error before
-/// any page is handed over.
+/// its turn, so what a read holds at once is an index of where each event lies (offsets and
+/// UIDs) and one page — not the whole calendar parsed, and for a file
+/// ([`super::FeedFile`]) not its bytes either. The structure of the whole feed is checked first, in one streaming pass: a
+/// feed that is cut short or out of order is an error before any page is handed over.
 ///
 /// `known` is asked, per group of VEVENTs (one UID), whether a group with that id and that
 /// byte digest was read before, and what items it gave: when it answers, the group is not
@@ -83,26 +87,24 @@ pub enum FeedError<E> {
 /// could not be read, which is read (and reported skipped) every time.
 ///
 /// # Errors
-/// [`FeedError::Ical`] as [`parse_feed`]; [`FeedError::Sink`] with what `sink` returned.
+/// [`FeedError::Ical`] as [`parse_feed`]; [`FeedError::Read`] when the bytes cannot be read;
+/// [`FeedError::Sink`] with what `sink` returned.
 pub fn read_feed<E>(
-    bytes: &[u8],
+    bytes: &dyn FeedBytes,
     page: usize,
     known: &dyn Fn(&str, u64) -> Option<Vec<SourceKey>>,
     mut sink: impl FnMut(Feed) -> Result<(), E>,
 ) -> Result<(), FeedError<E>> {
-    let scan = lines::scan(bytes).map_err(FeedError::Ical)?;
-    let span_block = |range: &std::ops::Range<usize>| -> String {
-        let mut text = String::from("BEGIN:VCALENDAR\r\n");
-        text.push_str(&lines::unfold(&bytes[range.clone()]));
-        text.push_str("\r\nEND:VCALENDAR\r\n");
-        text
-    };
+    let scan = lines::scan(&mut *bytes.reader().map_err(FeedError::Read)?)
+        .map_err(FeedError::Read)?
+        .map_err(FeedError::Ical)?;
     let zone_texts: Vec<String> = scan
         .spans
         .iter()
         .filter(|(kind, _)| kind == "VTIMEZONE")
-        .map(|(_, range)| span_block(range))
-        .collect();
+        .map(|(_, range)| bytes.range(range.clone()).map(|b| span_block(&b)))
+        .collect::<Result<_, _>>()
+        .map_err(FeedError::Read)?;
     let zone_cals: Vec<lines::Calendar<'_>> = zone_texts
         .iter()
         .filter_map(|text| lines::components(text).ok())
@@ -133,7 +135,7 @@ pub fn read_feed<E>(
         let (id, has_uid) = match uid {
             Some(uid) => (uid, true),
             None => {
-                let text = span_block(range);
+                let text = span_block(&bytes.range(range.clone()).map_err(FeedError::Read)?);
                 let key = lines::components(&text)
                     .ok()
                     .and_then(|c| c.blocks.into_iter().next())
@@ -158,12 +160,12 @@ pub fn read_feed<E>(
     let page = page.max(1);
     let mut pending = 0usize;
     for (id, has_uid, members) in groups {
-        let digest = short_hash(
-            &members
-                .iter()
-                .map(|m| &bytes[m.range.clone()])
-                .collect::<Vec<_>>(),
-        );
+        let texts = members
+            .iter()
+            .map(|m| bytes.range(m.range.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(FeedError::Read)?;
+        let digest = short_hash(&texts.iter().map(AsRef::as_ref).collect::<Vec<_>>());
         if let Some(known_keys) = known(&id, digest) {
             feed.unchanged.extend(known_keys.iter().cloned());
             feed.seen.push(GroupSeen {
@@ -176,15 +178,12 @@ pub fn read_feed<E>(
             let (events_before, skipped_before) = (feed.events.len(), feed.skipped.len());
             let hash = id_hash(&id);
             let own = SourceKey(id.clone());
-            read_group(
-                &ctx,
-                &span_block,
-                id,
-                has_uid,
-                members,
-                &mut feed,
-                &mut keys,
-            );
+            let members = members
+                .iter()
+                .zip(&texts)
+                .map(|(m, text)| (span_block(text), m.index))
+                .collect();
+            read_group(&ctx, id, has_uid, members, &mut feed, &mut keys);
             if feed.skipped.len() == skipped_before {
                 let produced: Vec<SourceKey> = feed.events[events_before..]
                     .iter()
@@ -228,25 +227,32 @@ fn short_hash(parts: &[&[u8]]) -> u64 {
     u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
-/// Reads one group of VEVENTs (their byte ranges) and resolves it into `feed`.
+/// One component's bytes as a calendar of its own, unfolded (what [`lines::components`] reads).
+fn span_block(bytes: &[u8]) -> String {
+    let mut text = String::from("BEGIN:VCALENDAR\r\n");
+    text.push_str(&lines::unfold(bytes));
+    text.push_str("\r\nEND:VCALENDAR\r\n");
+    text
+}
+
+/// Reads one group of VEVENTs (each as [`span_block`] made it, with its index among the
+/// feed's VEVENTs) and resolves it into `feed`.
 fn read_group(
     ctx: &Context,
-    span_block: &dyn Fn(&std::ops::Range<usize>) -> String,
     id: String,
     has_uid: bool,
-    members: Vec<Member>,
+    members: Vec<(String, usize)>,
     feed: &mut Feed,
     keys: &mut HashSet<String>,
 ) {
     {
         let mut vevents = Vec::with_capacity(members.len());
-        for m in members {
-            let text = span_block(&m.range);
+        for (text, index) in members {
             let Ok(cal) = lines::components(&text) else {
                 continue;
             };
             if let Some(block) = cal.blocks.iter().find(|b| b.kind == "VEVENT") {
-                vevents.push(read_vevent(block, ctx, m.index));
+                vevents.push(read_vevent(block, ctx, index));
             }
         }
         Group {

@@ -3,7 +3,9 @@
 //! As a source, a URL is fetched with `If-None-Match` / `If-Modified-Since` from the last
 //! answer, so an unchanged feed costs one request and no body; servers that ignore those
 //! headers are caught by the content hash. A feed cut short (fewer bytes than announced, a
-//! dropped connection, no `END:VCALENDAR`) is a failed read, never a shorter calendar.
+//! dropped connection, no `END:VCALENDAR`) is a failed read, never a shorter calendar. A file
+//! is never held whole: it is hashed in pieces (unchanged, the read ends there), scanned, and
+//! read group by group through the one open file; rewritten in place meanwhile, the read fails.
 //!
 //! As a target, the whole file is rendered from the published set and replaced atomically
 //! (temp file in the same folder, fsync, rename, fsync of the folder). The output order is
@@ -19,7 +21,7 @@ use super::{
     Applied, OwnedEvent, PageSink, ProviderError, PublishedSet, ReadEnd, Source, SourcePage,
     Target, Write, WriteError,
 };
-use crate::config::{IcsLocation, IcsSettings};
+use crate::config::{IcsLocation, IcsSettings, Secret};
 use crate::fsutil::{AtomicFile, HashingWriter, file_sha256};
 use crate::hashing::sha256_hex;
 use crate::model::Marking;
@@ -29,8 +31,8 @@ use crate::plan::ReadKind;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Items handed to the engine per page: what one staging transaction holds, and (with the
-/// feed's bytes and an index of its events) what a read holds in memory at once.
+/// Items handed to the engine per page: what one staging transaction holds, and (with an
+/// index of where the feed's events lie) what a read holds in memory at once.
 const PAGE: usize = 500;
 
 /// What the source remembers between runs.
@@ -166,59 +168,47 @@ impl IcsSource {
         }
     }
 
-    /// The feed's bytes, or `None` when the server says it has not changed (304).
+    /// The feed's body, or `None` when the server says it has not changed (304).
     fn fetch(
         &self,
+        url: &Secret,
         cursor: Option<&FeedCursor>,
     ) -> Result<Option<(Vec<u8>, FeedCursor)>, ProviderError> {
-        match &self.settings.location {
-            IcsLocation::Path(path) => {
-                let bytes = std::fs::read(path).map_err(|e| ProviderError::Failed {
-                    what: self.describe(),
-                    detail: format!("cannot read: {e}"),
-                })?;
-                let hash = sha256_hex(&bytes);
-                Ok(Some((
-                    bytes,
-                    FeedCursor {
-                        hash,
-                        ..Default::default()
-                    },
-                )))
+        let mut req = Request::get(url.expose()).header("Accept", "text/calendar");
+        if let Some(c) = cursor {
+            if let Some(etag) = &c.etag {
+                req = req.header("If-None-Match", etag.clone());
             }
-            IcsLocation::Url(url) => {
-                let mut req = Request::get(url.expose()).header("Accept", "text/calendar");
-                if let Some(c) = cursor {
-                    if let Some(etag) = &c.etag {
-                        req = req.header("If-None-Match", etag.clone());
-                    }
-                    if let Some(lm) = &c.last_modified {
-                        req = req.header("If-Modified-Since", lm.clone());
-                    }
-                }
-                if let (Some(user), Some(password)) =
-                    (&self.settings.username, &self.settings.password)
-                {
-                    req = req.auth(Auth::Basic {
-                        user: user.clone(),
-                        password: password.expose().to_string(),
-                    });
-                }
-                let resp = self
-                    .http
-                    .send(&req)
-                    .map_err(|e| ProviderError::from_net(e, &self.describe()))?;
-                if resp.status == 304 {
-                    return Ok(None);
-                }
-                let cursor = FeedCursor {
-                    hash: sha256_hex(&resp.body),
-                    etag: resp.header("etag").map(str::to_string),
-                    last_modified: resp.header("last-modified").map(str::to_string),
-                    ..Default::default()
-                };
-                Ok(Some((resp.body, cursor)))
+            if let Some(lm) = &c.last_modified {
+                req = req.header("If-Modified-Since", lm.clone());
             }
+        }
+        if let (Some(user), Some(password)) = (&self.settings.username, &self.settings.password) {
+            req = req.auth(Auth::Basic {
+                user: user.clone(),
+                password: password.expose().to_string(),
+            });
+        }
+        let resp = self
+            .http
+            .send(&req)
+            .map_err(|e| ProviderError::from_net(e, &self.describe()))?;
+        if resp.status == 304 {
+            return Ok(None);
+        }
+        let cursor = FeedCursor {
+            hash: sha256_hex(&resp.body),
+            etag: resp.header("etag").map(str::to_string),
+            last_modified: resp.header("last-modified").map(str::to_string),
+            ..Default::default()
+        };
+        Ok(Some((resp.body, cursor)))
+    }
+
+    fn cannot_read(&self, e: impl std::fmt::Display) -> ProviderError {
+        ProviderError::Failed {
+            what: self.describe(),
+            detail: format!("cannot read: {e}"),
         }
     }
 
@@ -243,49 +233,81 @@ impl Source for IcsSource {
         sink: &mut PageSink<'_>,
     ) -> Result<ReadEnd, ProviderError> {
         let previous: Option<FeedCursor> = cursor.and_then(|c| serde_json::from_str(c).ok());
-        // A file is hashed as it is read in pieces first: an unchanged one is never held in
-        // memory (a no-op run on a 90 MB feed stays small).
-        if let (IcsLocation::Path(path), Some(prev)) = (&self.settings.location, &previous) {
-            let hash = crate::fsutil::file_sha256(path).map_err(|e| ProviderError::Failed {
-                what: self.describe(),
-                detail: format!("cannot read: {e}"),
-            })?;
-            if hash.as_deref() == Some(prev.hash.as_str()) {
-                return Ok(ReadEnd {
-                    kind: ReadKind::Unchanged,
-                    cursor: cursor.map(str::to_string),
-                });
+        let unchanged = || ReadEnd {
+            kind: ReadKind::Unchanged,
+            cursor: cursor.map(str::to_string),
+        };
+        match &self.settings.location {
+            IcsLocation::Path(path) => {
+                // A file is never held whole: hashed in pieces (an unchanged one ends the read
+                // there), then scanned, then read group by group through the same open file.
+                let file = std::fs::File::open(path).map_err(|e| self.cannot_read(e))?;
+                let stamp = |f: &std::fs::File| {
+                    f.metadata()
+                        .map(|m| (m.len(), m.modified().ok()))
+                        .map_err(|e| self.cannot_read(e))
+                };
+                let before = stamp(&file)?;
+                let hash = crate::fsutil::read_sha256(&file).map_err(|e| self.cannot_read(e))?;
+                if previous.as_ref().is_some_and(|p| p.hash == hash) {
+                    return Ok(unchanged());
+                }
+                let next = FeedCursor {
+                    hash,
+                    ..Default::default()
+                };
+                let end =
+                    self.read_pages(&crate::ical::FeedFile(&file), previous.as_ref(), next, sink)?;
+                if stamp(&file)? != before {
+                    // Rewritten in place while it was read: what was read may mix two
+                    // versions. The run fails (nothing is planned or deleted) and the next
+                    // one reads the file again.
+                    return Err(self.cannot_read(
+                        "the file changed while it was read; it is read again on the next run",
+                    ));
+                }
+                Ok(end)
+            }
+            IcsLocation::Url(url) => {
+                let Some((body, next)) = self.fetch(url, previous.as_ref())? else {
+                    return Ok(unchanged());
+                };
+                if let Some(prev) = previous.as_ref().filter(|p| p.hash == next.hash) {
+                    // The server ignored the conditional headers: same bytes, same memory.
+                    let kept = FeedCursor {
+                        rules: prev.rules.clone(),
+                        groups: prev.groups.clone(),
+                        split: prev.split.clone(),
+                        ..next
+                    };
+                    return Ok(ReadEnd {
+                        kind: ReadKind::Unchanged,
+                        cursor: Some(serde_json::to_string(&kept).expect("cursors serialise")),
+                    });
+                }
+                self.read_pages(&body.as_slice(), previous.as_ref(), next, sink)
             }
         }
-        let Some((bytes, next)) = self.fetch(previous.as_ref())? else {
-            return Ok(ReadEnd {
-                kind: ReadKind::Unchanged,
-                cursor: cursor.map(str::to_string),
-            });
-        };
-        if let Some(prev) = previous.as_ref().filter(|p| p.hash == next.hash) {
-            // The server ignored the conditional headers: same bytes, same memory.
-            let kept = FeedCursor {
-                rules: prev.rules.clone(),
-                groups: prev.groups.clone(),
-                split: prev.split.clone(),
-                ..next
-            };
-            return Ok(ReadEnd {
-                kind: ReadKind::Unchanged,
-                cursor: Some(serde_json::to_string(&kept).expect("cursors serialise")),
-            });
-        }
+    }
+}
+
+impl IcsSource {
+    /// Reads the feed page by page into `sink`: what is held at once is an index of where
+    /// its events lie and one page, not the whole calendar parsed (nor, for a file, its
+    /// bytes). The feed's structure is checked whole before the first page.
+    fn read_pages(
+        &self,
+        bytes: &dyn crate::ical::FeedBytes,
+        previous: Option<&FeedCursor>,
+        next: FeedCursor,
+        sink: &mut PageSink<'_>,
+    ) -> Result<ReadEnd, ProviderError> {
         let remembered = previous
-            .as_ref()
             .map(|p| Remembered::of(p, &self.rules))
             .unwrap_or_default();
         let mut seen = Vec::new();
-        // Page by page: what is held at once is the feed's bytes, an index of its events and
-        // one page, not the whole calendar parsed. The feed's structure is checked whole
-        // before the first page.
         let known = |id: &str, digest: u64| remembered.known(id, digest);
-        crate::ical::read_feed(&bytes, PAGE, &known, |feed: crate::ical::Feed| {
+        crate::ical::read_feed(bytes, PAGE, &known, |feed: crate::ical::Feed| {
             seen.extend(feed.seen);
             sink(SourcePage {
                 events: feed.events,
@@ -303,6 +325,7 @@ impl Source for IcsSource {
                 what: self.describe(),
                 detail: e.to_string(),
             },
+            crate::ical::FeedError::Read(e) => self.cannot_read(e),
             crate::ical::FeedError::Sink(e) => e,
         })?;
         let mut next = FeedCursor {
@@ -645,5 +668,82 @@ impl Target for IcsTarget<'_> {
             })
         })
         .map_err(|e| self.failed(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Environment, Settings};
+    use std::io::Write as _;
+
+    fn settings(dir: &Path) -> Settings {
+        let config = format!(
+            "[[pair]]\nname = \"parish\"\n[pair.source]\nkind = \"ics\"\npath = \"{}\"\n\
+             [pair.target]\nkind = \"ics\"\npath = \"{}\"\n",
+            dir.join("feed.ics").display(),
+            dir.join("out.ics").display()
+        );
+        crate::config::parse(
+            &dir.join("calsync.toml"),
+            &config,
+            None,
+            &Environment::default(),
+        )
+        .unwrap()
+    }
+
+    fn feed(n: usize) -> String {
+        let mut text = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n");
+        for i in 0..n {
+            text.push_str(&format!(
+                "BEGIN:VEVENT\r\nUID:e{i}\r\nDTSTAMP:20260101T000000Z\r\n\
+                 DTSTART:20260601T100000Z\r\nSUMMARY:Event {i}\r\nEND:VEVENT\r\n"
+            ));
+        }
+        text.push_str("END:VCALENDAR\r\n");
+        text
+    }
+
+    /// A feed file is read through one open file, not held whole: rewritten in place while it
+    /// is read, the read fails (so nothing is planned or deleted) instead of mixing versions;
+    /// read whole again, it gives every event.
+    #[test]
+    fn a_feed_file_rewritten_while_it_is_read_fails_the_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("feed.ics");
+        std::fs::write(&path, feed(1200)).unwrap();
+        let settings = settings(dir.path());
+        let http = Http::new(&settings.net).unwrap();
+        let store = crate::store::Store::in_memory().unwrap();
+        let now = "2026-05-01T00:00:00Z".parse().unwrap();
+        let ctx = super::super::Context::new(&settings, &settings.pairs[0], &http, &store, now);
+        let mut source = super::super::build_source(&ctx).unwrap();
+
+        let mut pages = 0;
+        let mut rewrite = |_page: SourcePage| {
+            pages += 1;
+            if pages == 1 {
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .unwrap();
+                f.write_all(b"X-LATE:1\r\n").unwrap();
+            }
+            Ok(())
+        };
+        let err = source.read(None, &mut rewrite).unwrap_err().to_string();
+        assert!(pages > 1, "the feed is read in pages");
+        assert!(err.contains("changed while it was read"), "{err}");
+        assert!(err.contains("source.path"), "{err}");
+
+        let mut events = 0;
+        let mut count = |page: SourcePage| {
+            events += page.events.len();
+            Ok(())
+        };
+        let end = source.read(None, &mut count).unwrap();
+        assert_eq!(events, 1200);
+        assert_eq!(end.kind, ReadKind::Full);
     }
 }

@@ -30,6 +30,9 @@
 //!   writes (128): large enough that commits (WAL appends, `synchronous = NORMAL`, no fsync
 //!   per commit) are a small part of a run, small enough that a stop or a crash loses at
 //!   most one page of staging and never an outcome;
+//! - the staging area of the previous run is emptied whole (a `DELETE` without `WHERE`, which
+//!   frees its pages at once) when it holds only this pair's rows, instead of row by row with
+//!   its index entries;
 //! - the integrity of the whole file is not checked on open (that reads every page): damage
 //!   shows on the page that is read, as the same "damaged" error (78).
 
