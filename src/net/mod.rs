@@ -10,7 +10,9 @@
 //! Resilience): 5xx, 429, 423, 403 with a rate-limit reason, connection errors, timeouts and
 //! bodies cut short — up to `retries` times, exponential backoff from `backoff_ms` with full
 //! jitter, a `Retry-After` always honoured, and no retry that would end after the run's one
-//! deadline. Everything else is returned at once.
+//! deadline. Everything else is returned at once. An endpoint that answers "too much at
+//! once" (423, 429, 503, a rate-limit 403) gets one request at a time for the rest of the run
+//! (see `Lane`): retrying alone does not help a server that locks against overlapping writes.
 
 pub mod breaker;
 pub mod oauth;
@@ -20,6 +22,7 @@ pub use breaker::Breakers;
 pub use retry::{RetryPolicy, backoff_delay, parse_retry_after};
 
 use crate::config::NetSettings;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -261,6 +264,20 @@ pub struct Http {
     deadline: Instant,
     calls: Arc<Mutex<Vec<ApiCall>>>,
     breakers: Breakers,
+    /// One lane per endpoint: how requests to it may overlap (see [`Lane`]).
+    lanes: Arc<Mutex<HashMap<String, Arc<Lane>>>>,
+}
+
+/// Requests to one endpoint share its lane. Until the endpoint asks to slow down
+/// ([`retry::asks_to_slow_down`]) they overlap freely (each holds the lane's lock shared);
+/// from then on, for the rest of the run, each holds it alone — waiting for those still in
+/// flight — so that whatever the write pool's concurrency, that server gets one request at a
+/// time. (A server that serialises writes behind one lock answers 423 to every write that
+/// overlaps another; more in flight only makes more of them, until retries run out.)
+#[derive(Default)]
+struct Lane {
+    slow: std::sync::atomic::AtomicBool,
+    lock: std::sync::RwLock<()>,
 }
 
 impl std::fmt::Debug for Http {
@@ -298,6 +315,7 @@ impl Http {
             deadline: Instant::now() + Duration::from_secs(net.deadline_seconds),
             calls: Arc::new(Mutex::new(Vec::new())),
             breakers: Breakers::default(),
+            lanes: Arc::default(),
         })
     }
 
@@ -354,9 +372,30 @@ impl Http {
                 return Err(NetError::Interrupted { endpoint });
             }
             attempt += 1;
+            let lane = self.lane(&endpoint);
             let started = Instant::now();
-            let result = self.attempt(req, &endpoint);
+            let result = {
+                use std::sync::PoisonError;
+                if lane.slow.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _alone = lane.lock.write().unwrap_or_else(PoisonError::into_inner);
+                    self.attempt(req, &endpoint)
+                } else {
+                    let _shared = lane.lock.read().unwrap_or_else(PoisonError::into_inner);
+                    self.attempt(req, &endpoint)
+                }
+            };
             let latency = started.elapsed();
+            if let Err(NetError::Status { status, reason, .. }) = &result
+                && retry::asks_to_slow_down(*status, reason.as_deref())
+                && !lane.slow.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                log::info!(
+                    event = "http.slow_down",
+                    endpoint = endpoint.as_str(),
+                    status = *status;
+                    "the server asked to slow down: one request at a time to it for the rest of the run"
+                );
+            }
             self.record(&endpoint, req, &result, attempt, latency);
             let retry_after = match &result {
                 Ok(_) => return result,
@@ -390,6 +429,17 @@ impl Http {
             );
             std::thread::sleep(wait);
         }
+    }
+
+    /// The lane of an endpoint (made on its first request).
+    fn lane(&self, endpoint: &str) -> Arc<Lane> {
+        let mut lanes = self.lanes.lock().expect("lanes lock");
+        if let Some(lane) = lanes.get(endpoint) {
+            return lane.clone();
+        }
+        let lane = Arc::new(Lane::default());
+        lanes.insert(endpoint.to_string(), lane.clone());
+        lane
     }
 
     fn attempt(&self, req: &Request, endpoint: &str) -> Result<Response, NetError> {
@@ -594,4 +644,144 @@ fn describe_transport_error(e: &reqwest::Error) -> String {
         source = s.source();
     }
     detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    /// A server that serialises writes behind one lock, as Xandikos does: a request that
+    /// arrives while another is being handled is answered 423 Locked at once.
+    struct LockingServer {
+        url: String,
+        locked: Arc<AtomicUsize>,
+        written: Arc<AtomicUsize>,
+        stop: Arc<AtomicBool>,
+        accept: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl LockingServer {
+        fn start() -> LockingServer {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let (locked, written) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let stop = Arc::new(AtomicBool::new(false));
+            let busy = Arc::new(AtomicUsize::new(0));
+            let accept = {
+                let (locked, written, stop) = (locked.clone(), written.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    for stream in listener.incoming() {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let Ok(stream) = stream else { continue };
+                        let (locked, written, busy) =
+                            (locked.clone(), written.clone(), busy.clone());
+                        std::thread::spawn(move || serve(stream, &locked, &written, &busy));
+                    }
+                })
+            };
+            LockingServer {
+                url,
+                locked,
+                written,
+                stop,
+                accept: Some(accept),
+            }
+        }
+    }
+
+    impl Drop for LockingServer {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
+            if let Some(accept) = self.accept.take() {
+                let _ = accept.join();
+            }
+        }
+    }
+
+    /// Answers the requests of one connection until the client closes it.
+    fn serve(stream: TcpStream, locked: &AtomicUsize, written: &AtomicUsize, busy: &AtomicUsize) {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut length = 0usize;
+            let mut line = String::new();
+            let mut lines = 0;
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                lines += 1;
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap();
+                }
+                assert!(lines < 100, "a request head of bounded size");
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            let status = if busy.fetch_add(1, Ordering::SeqCst) > 0 {
+                locked.fetch_add(1, Ordering::SeqCst);
+                "423 Locked"
+            } else {
+                // The write itself: long enough that writes sent together overlap.
+                std::thread::sleep(Duration::from_millis(10));
+                written.fetch_add(1, Ordering::SeqCst);
+                "201 Created"
+            };
+            busy.fetch_sub(1, Ordering::SeqCst);
+            let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+            if writer.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// A server that answers 423 to writes that overlap gets one request at a time after its
+    /// first 423: every write lands within its retries, and the 423s are the few sent before
+    /// calsync knew (with four in flight all along, most writes would overlap, and some would
+    /// run out of retries).
+    #[test]
+    fn a_server_that_asks_to_slow_down_gets_one_request_at_a_time() {
+        let server = LockingServer::start();
+        let settings = crate::config::parse(
+            std::path::Path::new("/etc/calsync/calsync.toml"),
+            "[net]\nretries = 3\nbackoff_ms = 5\n\n[[pair]]\nname = \"p\"\n[pair.source]\n\
+             kind = \"ics\"\npath = \"feed.ics\"\n[pair.target]\nkind = \"ics\"\npath = \"out.ics\"\n",
+            None,
+            &crate::config::Environment::default(),
+        )
+        .unwrap();
+        let http = Http::new(&settings.net).unwrap();
+        let units: Vec<usize> = (0..40).collect();
+        let results = crate::providers::pool::run(
+            &units,
+            4,
+            |i| {
+                let req = Request::new(reqwest::Method::PUT, format!("{}/e{i}.ics", server.url))
+                    .body(b"BEGIN:VCALENDAR".to_vec());
+                http.send(&req).map(|r| r.status)
+            },
+            |_| false,
+            |_| unreachable!("nothing stops the pool"),
+        );
+        let failed: Vec<_> = results.iter().filter(|r| r.is_err()).collect();
+        assert!(failed.is_empty(), "{failed:?}");
+        assert_eq!(server.written.load(Ordering::SeqCst), 40);
+        let locked = server.locked.load(Ordering::SeqCst);
+        assert!(
+            (1..=8).contains(&locked),
+            "{locked} answers 423: only writes sent before the first 423 overlap"
+        );
+    }
 }

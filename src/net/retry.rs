@@ -31,6 +31,14 @@ pub(crate) fn is_retryable_status(status: u16, reason: Option<&str>) -> bool {
     matches!(status, 500..=599 | 429 | 423) || (status == 403 && is_rate_limit_reason(reason))
 }
 
+/// Answers that say "too much at once" rather than "broken": 423 (a resource locked by a
+/// concurrent write — servers that serialise writes behind one lock answer it to every write
+/// that overlaps another), 429, 503, and 403 with a rate-limit reason. An endpoint that gives
+/// one gets one request at a time for the rest of the run.
+pub(crate) fn asks_to_slow_down(status: u16, reason: Option<&str>) -> bool {
+    matches!(status, 423 | 429 | 503) || (status == 403 && is_rate_limit_reason(reason))
+}
+
 /// The machine-readable reason of a JSON error body, if any: Google's
 /// `error.errors[0].reason`, else `error.code` when it is a string (Graph), else `error` (OAuth).
 pub(crate) fn reason_of(body: &[u8]) -> Option<String> {
@@ -123,6 +131,28 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn only_busy_answers_ask_to_slow_down() {
+        for (status, reason) in [
+            (423, None),
+            (429, None),
+            (503, None),
+            (403, Some("rateLimitExceeded")),
+        ] {
+            assert!(asks_to_slow_down(status, reason), "{status} {reason:?}");
+        }
+        for (status, reason) in [
+            (500, None),
+            (502, None),
+            (403, None),
+            (403, Some("forbidden")),
+            (404, None),
+            (412, None),
+        ] {
+            assert!(!asks_to_slow_down(status, reason), "{status} {reason:?}");
+        }
     }
 
     #[test]
